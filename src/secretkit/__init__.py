@@ -1,0 +1,58 @@
+"""secretkit: one call to resolve a secret from any store, cached, fresh, and hard to leak."""
+
+from ._api import (
+    aget_secret,
+    configure,
+    default_store,
+    environ,
+    get_secret,
+    getenv,
+    live,
+    on_rotate,
+    refresh_on_auth_error,
+)
+from ._backend import Backend, BatchBackend, Fetched
+from ._errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigurationError,
+    InvalidReference,
+    MissingDependency,
+    SecretkitError,
+    SecretNotFound,
+)
+from ._events import AccessEvent
+from ._redact import redact_logs
+from ._refs import SecretRef
+from ._secret import LiveSecret, Secret
+from ._store import SecretStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AccessEvent",
+    "Backend",
+    "BackendUnavailable",
+    "BatchBackend",
+    "ConfigurationError",
+    "Fetched",
+    "InvalidReference",
+    "LiveSecret",
+    "MissingDependency",
+    "Secret",
+    "SecretNotFound",
+    "SecretRef",
+    "SecretStore",
+    "SecretkitError",
+    "aget_secret",
+    "configure",
+    "default_store",
+    "environ",
+    "get_secret",
+    "getenv",
+    "live",
+    "on_rotate",
+    "redact_logs",
+    "refresh_on_auth_error",
+]

@@ -1,0 +1,129 @@
+"""Cache entries, single flight and the timing rules (jitter, refresh-ahead, backoff).
+
+The read path touches only ``_Entry.secret`` and ``_Entry.refresh_at``: everything else
+here runs on a miss or a refresh, under the store's lock.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ._secret import Secret
+
+__all__ = ["Entry", "Flight", "Timing"]
+
+
+class Entry:
+    """One cached value and the instants that govern it (clock seconds)."""
+
+    __slots__ = (
+        "backend",
+        "expires_at",
+        "failures",
+        "hits",
+        "last_error",
+        "loaded_at",
+        "refresh_at",
+        "retry_at",
+        "secret",
+        "stale_until",
+    )
+
+    def __init__(
+        self,
+        secret: Secret[Any],
+        backend: str,
+        loaded_at: float,
+        refresh_at: float,
+        expires_at: float,
+        stale_until: float,
+    ) -> None:
+        self.secret = secret
+        self.backend = backend
+        self.loaded_at = loaded_at
+        self.refresh_at = refresh_at
+        self.expires_at = expires_at
+        self.stale_until = stale_until
+        self.hits = 0
+        self.failures = 0
+        self.retry_at = 0.0
+        self.last_error: BaseException | None = None
+
+
+class Flight:
+    """One load in progress; other readers of the same key wait for it and share its outcome."""
+
+    __slots__ = ("_done", "epoch", "error", "result")
+
+    def __init__(self, epoch: int) -> None:
+        self._done = threading.Event()
+        self.epoch = epoch
+        self.result: Secret[Any] | None = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: Secret[Any] | None, error: BaseException | None) -> None:
+        self.result, self.error = result, error
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> Secret[Any]:
+        if not self._done.wait(timeout):
+            raise TimeoutError("timed out waiting for another reader's fetch")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class Timing:
+    """How long values live, when they are refreshed, and how failures back off."""
+
+    def __init__(
+        self,
+        *,
+        ttl: float,
+        refresh_ahead: float,
+        max_stale: float,
+        negative_ttl: float,
+        jitter: float,
+        backoff_base: float,
+        backoff_max: float,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        if ttl < 0 or max_stale < 0 or negative_ttl < 0:
+            raise ValueError("ttl, max_stale and negative_ttl must be >= 0")
+        if not 0.0 < refresh_ahead <= 1.0:
+            raise ValueError("refresh_ahead is a fraction of the TTL: 0 < refresh_ahead <= 1")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError("jitter is a fraction of the TTL: 0 <= jitter < 1")
+        self.ttl = ttl
+        self.refresh_ahead = refresh_ahead
+        self.max_stale = max_stale
+        self.negative_ttl = negative_ttl
+        self.jitter = jitter
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.rng = rng
+
+    def life(self, backend_ttl: float | None) -> float:
+        """A value's lifetime: the TTL shortened by up to ``jitter`` of itself, never to zero.
+
+        Shortening only (never lengthening) keeps ``ttl`` an upper bound on staleness; the
+        floor at ``1 - jitter`` keeps a short TTL from turning into back-to-back refreshes.
+        """
+        ttl = self.ttl if backend_ttl is None else min(self.ttl, max(backend_ttl, 0.0))
+        return ttl * (1.0 - self.jitter * self.rng())
+
+    def deadlines(self, now: float, backend_ttl: float | None) -> tuple[float, float, float]:
+        """``(refresh_at, expires_at, stale_until)`` for a value loaded at ``now``."""
+        life = self.life(backend_ttl)
+        expires_at = now + life
+        return now + life * self.refresh_ahead, expires_at, expires_at + self.max_stale
+
+    def backoff(self, failures: int) -> float:
+        """Seconds before the next attempt after ``failures`` failures in a row (capped, jittered)."""
+        step = min(self.backoff_max, self.backoff_base * (2 ** min(failures - 1, 30)))
+        # Half fixed, half random: spread retries across a fleet, yet never retry at once.
+        return step * (0.5 + 0.5 * self.rng())

@@ -1,0 +1,41 @@
+"""Access events and counters: what happened, never what a secret holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["AccessEvent", "Counters"]
+
+Outcome = Literal["hit", "stale", "loaded", "refreshed", "not_found", "denied", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One read (or background refresh) of a secret, for metrics and audit logs."""
+
+    name: str
+    backend: str | None
+    version: str | None
+    hit: bool
+    latency: float  # seconds spent in this call
+    outcome: Outcome
+    error: str | None = None  # the error's type name, when there was one
+
+
+class Counters:
+    """Per-backend counters, updated on the miss and refresh paths only."""
+
+    __slots__ = ("errors", "fetches", "misses", "not_found", "refreshes", "rotations", "stale_served")
+
+    def __init__(self) -> None:
+        self.misses = 0
+        self.fetches = 0
+        self.errors = 0
+        self.not_found = 0
+        self.refreshes = 0
+        self.rotations = 0
+        self.stale_served = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}

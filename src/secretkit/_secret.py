@@ -1,0 +1,205 @@
+"""Secret and LiveSecret: values that only ``reveal()`` gives out."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+
+from . import _redact
+from ._errors import ConfigurationError, SecretNotFound
+
+if TYPE_CHECKING:
+    from ._store import SecretStore
+
+__all__ = ["MASK", "LiveSecret", "Secret"]
+
+T = TypeVar("T")
+MASK = "**********"
+
+
+class _Redacted:
+    """Behaviour shared by snapshots and live handles: every way out but reveal() is masked."""
+
+    __slots__ = ()
+
+    name: str
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {MASK!r})"
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError(
+            f"{type(self).__name__} {self.name!r} cannot be pickled: pickle would write the value. "
+            "Pass the name (or a reference) and resolve it where it is used."
+        )
+
+    def __getstate__(self) -> NoReturn:
+        self.__reduce_ex__(2)
+
+    def __copy__(self) -> _Redacted:
+        return self  # immutable: a copy is the same object, and no copy path sees the value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Redacted:
+        return self
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        # Called only by pydantic, so importing pydantic_core here keeps `import secretkit` light.
+        from pydantic_core import core_schema
+
+        def serialize(value: Any, info: Any) -> Any:
+            return MASK if info.mode == "json" else value
+
+        return core_schema.is_instance_schema(
+            cls,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                serialize, info_arg=True, when_used="always"
+            ),
+        )
+
+
+class Secret(_Redacted, Generic[T]):
+    """A resolved secret: ``reveal()`` is the only way to the value.
+
+    ``str``, ``format``, ``repr``, logging, ``copy`` and pydantic dumps show a mask;
+    ``pickle`` and ``json.dumps`` raise ``TypeError``. ``==`` compares values in constant
+    time and is never true against a plain ``str``. ``name``, ``source``, ``version`` and
+    ``fetched_at`` are safe to show.
+    """
+
+    __slots__ = ("_value", "fetched_at", "name", "source", "version")
+
+    name: str
+    source: str | None
+    version: str | None
+    fetched_at: datetime
+
+    def __init__(
+        self,
+        name: str,
+        value: T,
+        *,
+        source: str | None = None,
+        version: str | None = None,
+        fetched_at: datetime | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "_value", value)
+        set_(self, "name", name)
+        set_(self, "source", source)
+        set_(self, "version", version)
+        set_(self, "fetched_at", fetched_at or datetime.now(timezone.utc))
+        _redact.remember(value)
+
+    def reveal(self) -> T:
+        """The value. Keep what this returns out of logs, errors and responses."""
+        return self._value  # type: ignore[no-any-return,attr-defined]
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Secret is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return False
+        return hmac.compare_digest(_comparable(self._value), _comparable(other._value))  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash(_comparable(self._value))  # type: ignore[attr-defined]
+
+    def field(self, path: str) -> Secret[Any]:
+        """The secret at ``path`` (``"a.b"``; digits index lists) of this JSON secret."""
+        value = self._value  # type: ignore[attr-defined]
+        if isinstance(value, (str, bytes)):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                # from None: the decode error's .doc holds the whole value.
+                raise ConfigurationError(
+                    f"secret {self.name!r} is not JSON, so it has no field {path!r}; "
+                    "drop the #field or store the secret as a JSON object"
+                ) from None
+        for part in path.split("."):
+            if isinstance(value, dict) and part in value:
+                value = value[part]
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                raise SecretNotFound(
+                    f"{self.name}#{path}",
+                    backends=[self.source] if self.source else (),
+                    detail=f"the JSON secret has no key {part!r}",
+                )
+        return Secret(
+            f"{self.name}#{path}",
+            value,
+            source=self.source,
+            version=self.version,
+            fetched_at=self.fetched_at,
+        )
+
+
+class LiveSecret(_Redacted, Generic[T]):
+    """A handle whose ``reveal()`` reads through the store's cache on every call.
+
+    Hold it for hours (in a settings object, a client) and it still gives the rotated
+    value; each read is a cache hit unless the value is due for refresh.
+    """
+
+    __slots__ = ("_store", "name")
+
+    name: str
+
+    def __init__(self, store: SecretStore, name: str) -> None:
+        object.__setattr__(self, "_store", store)
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("LiveSecret is immutable")
+
+    def reveal(self) -> T:
+        """The current value, through the cache."""
+        return self._store.get(self.name).reveal()  # type: ignore[no-any-return,attr-defined]
+
+    def snapshot(self) -> Secret[T]:
+        """The current :class:`Secret`, with its version and fetch time."""
+        return self._store.get(self.name)  # type: ignore[no-any-return,attr-defined]
+
+    @property
+    def version(self) -> str | None:
+        return self.snapshot().version
+
+    @property
+    def source(self) -> str | None:
+        return self.snapshot().source
+
+    def __eq__(self, other: object) -> bool:
+        # Two handles are equal when they read the same name from the same store; comparing
+        # current values would make equality (and hashing) change under rotation.
+        if not isinstance(other, LiveSecret):
+            return False
+        return self._store is other._store and self.name == other.name  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((id(self._store), self.name))  # type: ignore[attr-defined]
+
+
+def _comparable(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

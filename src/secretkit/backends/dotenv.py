@@ -1,0 +1,85 @@
+"""``.env`` files, parsed with python-dotenv and never exported into ``os.environ``."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from .._backend import Fetched
+from .._errors import ConfigurationError, SecretNotFound
+from .._refs import SecretRef
+
+__all__ = ["DotenvBackend"]
+
+
+class DotenvBackend:
+    """Reads keys of a ``.env`` file.
+
+    ``dotenv://API_KEY`` reads the backend's file (``./.env`` of the working directory
+    when the backend was built); ``dotenv://path/to/.env#API_KEY`` reads another file,
+    relative to that same directory. A malformed line is an error that names the file
+    and the line, not a key that silently goes missing.
+    """
+
+    scheme = "dotenv"
+
+    @staticmethod
+    def consumes_field(ref: SecretRef) -> bool:
+        """``path/to/.env#KEY`` names a key of a file; ``KEY#a.b`` is a field of a JSON value."""
+        return ref.field is not None and _is_file_path(ref.path)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ".env",
+        *,
+        encoding: str = "utf-8",
+        interpolate: bool = True,
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.encoding = encoding
+        self.interpolate = interpolate
+
+    def __repr__(self) -> str:
+        return f"DotenvBackend({str(self.path)!r})"
+
+    def fetch(self, ref: SecretRef) -> Fetched:
+        if self.consumes_field(ref):
+            assert ref.field is not None
+            file, key = self.path.parent / ref.path, ref.field
+        else:
+            file, key = self.path, ref.path
+        values = self._parse(file)
+        value = values.get(key)
+        if value is None:
+            raise SecretNotFound(key if file == self.path else f"{ref.path}#{key}")
+        return Fetched(value)
+
+    def _parse(self, file: Path) -> dict[str, str | None]:
+        from dotenv import dotenv_values
+        from dotenv.parser import parse_stream
+
+        try:
+            text = file.read_text(encoding=self.encoding)
+        except FileNotFoundError:
+            return {}
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"{str(file)!r} is not valid {self.encoding}; save it as {self.encoding} "
+                "or pass DotenvBackend(encoding=...)"
+            ) from None
+        for binding in parse_stream(io.StringIO(text)):
+            if binding.error:
+                line = binding.original.line
+                raise ConfigurationError(
+                    f"{str(file)!r} line {line} cannot be parsed as KEY=VALUE; "
+                    "fix or quote that line (nothing else in the file was used)"
+                )
+        return dotenv_values(stream=io.StringIO(text), interpolate=self.interpolate)
+
+    def close(self) -> None:
+        pass
+
+
+def _is_file_path(path: str) -> bool:
+    return "/" in path or "\\" in path or path.startswith(".") or path.endswith(".env")
