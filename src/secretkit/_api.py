@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from ._backend import Backend
 from ._errors import SecretNotFound
@@ -139,8 +138,10 @@ class _Environ(Mapping[str, str]):
         for backend in default_store().backends:
             if isinstance(backend, DotenvBackend):
                 try:
-                    keys.update(dict.fromkeys(k for k, v in backend._parse(backend.path).items() if v is not None))
-                except Exception:  # noqa: BLE001, S112 - listing is best effort; reads report errors
+                    keys.update(
+                        dict.fromkeys(k for k, v in backend._parse(backend.path).items() if v is not None)
+                    )
+                except Exception:  # noqa: S112 - listing is best effort; reads report errors
                     continue
         return iter(keys)
 
@@ -175,7 +176,7 @@ def _as_str(secret: Secret[Any]) -> str:
     return json.dumps(value)
 
 
-class refresh_on_auth_error:  # noqa: N801 - used as a decorator, named like one
+class refresh_on_auth_error:
     """Refetch a secret when a call fails with an authentication error, and retry once.
 
     As a decorator (sync or async)::
@@ -220,6 +221,8 @@ class refresh_on_auth_error:  # noqa: N801 - used as a decorator, named like one
         return changed
 
     def __call__(self, fn: F) -> F:
+        import inspect  # lazily: a costly import most applications never need
+
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -255,7 +258,7 @@ class refresh_on_auth_error:  # noqa: N801 - used as a decorator, named like one
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> Literal[False]:
         if exc is not None and isinstance(exc, self.exceptions):
             self.refetch()
         return False
@@ -288,5 +291,3 @@ class _Attempt:
             self.failed_and_changed = True
             return True  # swallowed: the loop runs the block once more with the new secret
         return False
-
-

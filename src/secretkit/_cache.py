@@ -124,6 +124,6 @@ class Timing:
 
     def backoff(self, failures: int) -> float:
         """Seconds before the next attempt after ``failures`` failures in a row (capped, jittered)."""
-        step = min(self.backoff_max, self.backoff_base * (2 ** min(failures - 1, 30)))
+        step = min(self.backoff_max, self.backoff_base * float(2 ** min(failures - 1, 30)))
         # Half fixed, half random: spread retries across a fleet, yet never retry at once.
         return step * (0.5 + 0.5 * self.rng())

@@ -92,9 +92,7 @@ class MissingDependency(SecretkitError, ImportError):
     """A backend needs a package that is not installed; the message names the extra."""
 
     def __init__(self, scheme: str, package: str, extra: str) -> None:
-        super().__init__(
-            f"the {scheme} backend needs {package}: pip install \"secretkit[{extra}]\""
-        )
+        super().__init__(f'the {scheme} backend needs {package}: pip install "secretkit[{extra}]"')
         self.backend = scheme
         self.package = package
         self.extra = extra

@@ -111,7 +111,7 @@ def _scrub(record: logging.LogRecord) -> None:
         return
     try:
         message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a broken format string is logging's problem; keep the raw msg
+    except Exception:
         message = str(record.msg)
     # Formatting now, once, means handlers see only the scrubbed text.
     record.msg = redact(message)
@@ -120,10 +120,18 @@ def _scrub(record: logging.LogRecord) -> None:
         record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
     if record.stack_info:
         record.stack_info = redact(record.stack_info)
-    for key, value in list(vars(record).items()):
-        # Structured extras (extra={...}) are shown by some formatters; scrub strings there too.
-        if key not in _STANDARD and isinstance(value, str):
-            setattr(record, key, redact(value))
+    # Logger.makeRecord writes `extra={...}` fields into record.__dict__ after this factory
+    # returns, so a dict that scrubs on write is the one place that sees them.
+    record.__dict__ = _ScrubbingDict(record.__dict__)
+
+
+class _ScrubbingDict(dict):  # type: ignore[type-arg]
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: object) -> None:
+        if isinstance(value, str) and key not in _STANDARD:
+            value = redact(value)
+        super().__setitem__(key, value)
 
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}

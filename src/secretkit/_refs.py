@@ -30,6 +30,7 @@ class SecretRef:
     path: str
     field: str | None
     options: Mapping[str, str]
+    _hash: int
 
     def __init__(
         self,
@@ -124,9 +125,7 @@ def parse_reference(text: str) -> SecretRef:
         raise InvalidReference(f"a reference must be a str, not {type(text).__name__}")
     scheme, sep, rest = text.partition("://")
     if not sep:
-        raise InvalidReference(
-            f"{_shown(text)} is not a reference: expected scheme://path[#field][?options]"
-        )
+        raise InvalidReference(f"{_shown(text)} is not a reference: expected scheme://path[#field][?options]")
     if not _SCHEME.fullmatch(scheme):
         raise InvalidReference(
             f"{_shown(text)}: the scheme {scheme!r} is not valid; "

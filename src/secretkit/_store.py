@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import logging
 import os
@@ -175,6 +174,8 @@ class SecretStore:
             if self._listeners:
                 self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
             return entry.secret
+        import asyncio  # here, not at the top: asyncio alone would double `import secretkit`
+
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._get_slow, name)
 
@@ -232,7 +233,7 @@ class SecretStore:
         started = self._clock()
         try:
             secret, scheme, backend_ttl = self._resolve(name)
-        except Exception as exc:  # noqa: BLE001 - every outcome is recorded, then re-raised
+        except Exception as exc:
             return self._complete(name, flight, None, exc, None, None, started, reason)
         return self._complete(name, flight, secret, None, scheme, backend_ttl, started, reason)
 
@@ -306,9 +307,7 @@ class SecretStore:
                     elif current and isinstance(error, BackendUnavailable):
                         previous = self._failures.get(name)
                         failures = (previous.failures if previous else 0) + 1
-                        self._failures[name] = _Failure(
-                            error, now + self._timing.backoff(failures), failures
-                        )
+                        self._failures[name] = _Failure(error, now + self._timing.backoff(failures), failures)
             self._idle.notify_all()
         flight.finish(served, None if served is not None else error)
         if self._listeners:
@@ -365,7 +364,9 @@ class SecretStore:
         try:
             ref = parse_reference(target)
         except InvalidReference as exc:
-            raise InvalidReference(f"secret {name!r} (from {via}) holds a reference that is not valid: {exc}") from None
+            raise InvalidReference(
+                f"secret {name!r} (from {via}) holds a reference that is not valid: {exc}"
+            ) from None
         if not self._allowed_ref(ref):
             raise self._denied(name, f"it points to {str(ref.base)!r}")
         secret, scheme, backend_ttl = self._fetch_ref(ref, name)
@@ -396,7 +397,8 @@ class SecretStore:
         except SecretNotFound as exc:
             raise SecretNotFound(name, backends=[backend.scheme], detail=exc.detail) from None
         except SecretkitError as exc:
-            raise _wrap(exc, name, backend.scheme)  # already ours: fill in the name, keep its chain
+            _wrap(exc, name, backend.scheme)  # already ours: fill in the name and backend only
+            raise
         except Exception as exc:
             raise _wrap(exc, name, backend.scheme) from exc
         if not isinstance(fetched, Fetched):
@@ -439,10 +441,16 @@ class SecretStore:
     def _load_many(self, names: Sequence[str], *, reason: str) -> dict[str, SecretkitError]:
         failures: dict[str, SecretkitError] = {}
         mine: dict[str, Flight] = {}
+        now = self._clock()
         with self._lock:
             for name in names:
-                if name not in self._flights:
-                    mine[name] = self._flights[name] = Flight(self._epoch)
+                if name in self._flights:
+                    continue
+                if reason == "refresh":
+                    entry = self._entries.get(name)
+                    if entry is not None and now < entry.refresh_at:
+                        continue  # refreshed by an earlier batch while this one was queued
+                mine[name] = self._flights[name] = Flight(self._epoch)
         groups: dict[str, list[tuple[str, SecretRef]]] = {}
         singles: list[str] = []
         for name in mine:
@@ -463,10 +471,12 @@ class SecretStore:
             started = self._clock()
             try:
                 secret, scheme, backend_ttl = self._resolve(name)
-            except Exception as exc:  # noqa: BLE001 - recorded per name
+            except Exception as exc:
                 self._settle(name, mine[name], None, exc, reason, failures, started=started)
             else:
-                self._settle(name, mine[name], (secret, scheme, backend_ttl), None, reason, failures, started=started)
+                self._settle(
+                    name, mine[name], (secret, scheme, backend_ttl), None, reason, failures, started=started
+                )
         return failures
 
     def _batch(
@@ -482,7 +492,7 @@ class SecretStore:
         started = self._clock()
         try:
             results = backend.fetch_many(refs)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - the whole batch failed: each name gets the error
+        except Exception as exc:
             for name, _ in items:
                 err = exc if isinstance(exc, SecretkitError) else _wrap(exc, name, scheme)
                 if err is not exc:
@@ -504,10 +514,18 @@ class SecretStore:
                     fetched = result
                 value: Any = fetched.value if ref.field is None else _field(fetched, ref, name, scheme)
                 secret = Secret(name, value, source=scheme, version=fetched.version, fetched_at=_utcnow())
-            except Exception as exc:  # noqa: BLE001 - recorded per name
+            except Exception as exc:
                 self._settle(name, flights[name], None, exc, reason, failures, started=started)
             else:
-                self._settle(name, flights[name], (secret, scheme, fetched.ttl), None, reason, failures, started=started)
+                self._settle(
+                    name,
+                    flights[name],
+                    (secret, scheme, fetched.ttl),
+                    None,
+                    reason,
+                    failures,
+                    started=started,
+                )
 
     def _settle(
         self,
@@ -528,7 +546,7 @@ class SecretStore:
                 self._complete(name, flight, None, error, None, None, start, reason)
         except SecretkitError as exc:
             failures[name] = exc
-        except Exception as exc:  # noqa: BLE001 - a non-secretkit error from a backend's shape
+        except Exception as exc:
             failures[name] = _wrap(exc, name, "-")
 
     # -- background refresh --------------------------------------------------------------
@@ -563,7 +581,7 @@ class SecretStore:
                 self._refreshing += 1
             try:
                 self._refresh_batch(batch)
-            except Exception:  # noqa: BLE001 - never let the refresher die; errors are already recorded
+            except Exception:
                 log.exception("secretkit: background refresh failed unexpectedly")
             finally:
                 with self._lock:
@@ -577,7 +595,8 @@ class SecretStore:
         window = self._timing.ttl * (1.0 - self._timing.refresh_ahead)
         schemes = {looks_like_reference(n) for n in names if "://" in n}
         batching = {
-            s for s in schemes
+            s
+            for s in schemes
             if s and s in self._by_scheme and callable(getattr(self._by_scheme[s], "fetch_many", None))
         }
         if batching:
@@ -625,9 +644,9 @@ class SecretStore:
                 self._queue.clear()
                 self._queued.clear()
             else:
-                entry = self._entries.get(name)
-                if entry is not None:
-                    self._retire(name, entry)
+                found = self._entries.get(name)
+                if found is not None:
+                    self._retire(name, found)
                 self._failures.pop(name, None)
 
     @overload
@@ -701,7 +720,7 @@ class SecretStore:
         for backend in owned:
             try:
                 backend.close()
-            except Exception:  # noqa: BLE001 - closing the rest matters more
+            except Exception:
                 log.warning("secretkit: closing the %s backend failed", backend.scheme, exc_info=True)
 
     def __enter__(self) -> SecretStore:
@@ -753,11 +772,13 @@ class SecretStore:
         outcome: Outcome,
         error: BaseException | None = None,
     ) -> None:
-        event = AccessEvent(name, backend, version, hit, latency, outcome, type(error).__name__ if error else None)
+        event = AccessEvent(
+            name, backend, version, hit, latency, outcome, type(error).__name__ if error else None
+        )
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # noqa: BLE001 - a metrics hook must not break reads
+            except Exception:
                 log.warning("secretkit: access listener %r failed", listener, exc_info=True)
 
     def _fire_rotation(
@@ -766,7 +787,7 @@ class SecretStore:
         for callback in callbacks:
             try:
                 callback(old, new)
-            except Exception as exc:  # noqa: BLE001 - one subscriber must not stop the others
+            except Exception as exc:
                 log.warning(
                     "secretkit: on_rotate callback %r for %r raised %s", callback, name, type(exc).__name__
                 )
