@@ -32,6 +32,16 @@ _store: SecretStore | None = None
 _lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A parent thread holding the lock at fork time would leave it locked in the child forever.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def default_store() -> SecretStore:
     """The store the module-level functions use, built on first use."""
     global _store

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import traceback
@@ -18,10 +19,13 @@ __all__ = ["MIN_LENGTH", "redact", "redact_logs", "remember"]
 
 #: Shorter values are not scrubbed: masking every "1" or "on" in a log would make it unreadable.
 MIN_LENGTH = 4
+#: The most values remembered. Dynamic credentials rotate for the life of a process; the
+#: oldest (long expired) are forgotten first so the pattern stays small.
+MAX_VALUES = 4096
 REPLACEMENT = "**********"
 
 _lock = threading.Lock()
-_values: set[str] = set()
+_values: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
 _pattern: re.Pattern[str] | None = None
 _installed = False
 
@@ -36,7 +40,9 @@ def remember(value: object) -> None:
     with _lock:
         added = [v for v in new if v not in _values]
         if added:
-            _values.update(added)
+            _values.update(dict.fromkeys(added))
+            while len(_values) > MAX_VALUES:
+                del _values[next(iter(_values))]
             _pattern = None  # rebuilt lazily, off the path that remembered it
 
 
@@ -133,5 +139,13 @@ class _ScrubbingDict(dict):  # type: ignore[type-arg]
             value = redact(value)
         super().__setitem__(key, value)
 
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
