@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -32,6 +33,7 @@ def test_python_snippets_in_docs_compile() -> None:
     blocks = 0
     for page in pages:
         for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
-            compile(block, f"{page.name}[{i}]", "exec")
+            # Snippets may `await` at top level, as they would in an async function or a REPL.
+            compile(block, f"{page.name}[{i}]", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
             blocks += 1
     assert blocks > 10
