@@ -326,6 +326,22 @@ def test_a_dead_backend_sees_one_attempt_per_backoff_step(clock: FakeClock) -> N
     assert 4 <= attempts[-1] <= 8
 
 
+def test_access_denied_on_refresh_is_not_served_stale(clock: FakeClock) -> None:
+    """A refresh refused with AccessDenied stops the old value at its TTL instead of serving it stale."""
+    from secretkit import AccessDenied
+
+    backend = MemoryBackend({"K": "v1"})
+    store = store_with(backend, clock, refresh_ahead=0.5, max_stale=1000)
+    store.get("K")
+    backend.fail(AccessDenied("revoked"))
+    clock.advance(60)  # in the refresh window: the background refresh is refused
+    assert store.get("K").reveal() == "v1"
+    assert store.wait_idle(5)
+    clock.advance(50)  # past the TTL
+    with pytest.raises(AccessDenied):
+        store.get("K")
+
+
 def test_the_store_recovers_when_the_backend_returns(clock: FakeClock) -> None:
     """After an outage, the next attempt past the backoff brings the new value back."""
     backend = MemoryBackend({"K": "v1"})

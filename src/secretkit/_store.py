@@ -200,7 +200,11 @@ class SecretStore:
                 if self._listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 return entry.secret
-            if entry.failures and now < entry.stale_until:
+            if (
+                entry.failures
+                and now < entry.stale_until
+                and isinstance(entry.last_error, BackendUnavailable)
+            ):
                 # The backend is failing: serve the last good value and retry in the background.
                 if now >= entry.retry_at:
                     self._schedule(name)
