@@ -98,3 +98,14 @@ def test_looks_like_reference_checks_shape_only() -> None:
     assert looks_like_reference("vault://x") == "vault"
     assert looks_like_reference("postgres://u:p@h/db") == "postgres"
     assert looks_like_reference("plain value") is None
+
+
+def test_one_argument_parses_a_whole_reference() -> None:
+    """SecretRef("scheme://path#field?opts") equals the reference built from parts."""
+    assert SecretRef("aws-sm://prod/stripe#api_key?stage=AWSCURRENT") == SecretRef(
+        "aws-sm", "prod/stripe", "api_key", {"stage": "AWSCURRENT"}
+    )
+    with pytest.raises(InvalidReference):
+        SecretRef("not a reference")
+    with pytest.raises(TypeError):
+        SecretRef("vault://x", field="y")

@@ -19,6 +19,8 @@ _REF_PREFIX = re.compile(r"^([a-z][a-z0-9+.-]*)://")
 class SecretRef:
     """One secret in one backend: ``scheme://path#field?options``.
 
+    Build it from parts, ``SecretRef("vault", "secret/app", "token")``, or from one
+    reference string, ``SecretRef("vault://secret/app#token")``.
     ``field`` picks a key out of a JSON secret (dots for nesting); ``options`` are per
     scheme (``version``, ``stage``, ``region``, ...). Instances are immutable and hashable,
     so they can key caches and batches.
@@ -35,10 +37,16 @@ class SecretRef:
     def __init__(
         self,
         scheme: str,
-        path: str,
+        path: str | None = None,
         field: str | None = None,
         options: Mapping[str, str] | None = None,
     ) -> None:
+        if path is None:
+            # One argument: a whole reference, SecretRef("aws-sm://prod/db#password").
+            if field is not None or options:
+                raise TypeError("SecretRef(reference) takes no field or options: put them in the reference")
+            parsed = parse_reference(scheme)
+            scheme, path, field, options = parsed.scheme, parsed.path, parsed.field, parsed.options
         opts = dict(options or {})
         set_ = object.__setattr__
         set_(self, "scheme", scheme)
