@@ -407,6 +407,22 @@ def test_not_found_is_cached_for_negative_ttl(clock: FakeClock) -> None:
     assert store.get("TYPO").reveal() == "now-exists"
 
 
+def test_access_denied_is_cached_for_negative_ttl(clock: FakeClock) -> None:
+    """A refused read is remembered like a missing one: no request storm on a denied name."""
+    from secretkit import AccessDenied
+
+    backend = MemoryBackend({"K": "v"})
+    backend.fail(AccessDenied("no policy"))
+    store = store_with(backend, clock, negative_ttl=5)
+    for _ in range(10):
+        with pytest.raises(AccessDenied):
+            store.get("K")
+    assert backend.calls == 1
+    backend.fail(None)
+    clock.advance(6)
+    assert store.get("K").reveal() == "v"
+
+
 def test_not_found_names_every_backend_tried(clock: FakeClock) -> None:
     """SecretNotFound lists each backend of the chain it asked."""
     store = SecretStore([MemoryBackend(scheme="first"), MemoryBackend(scheme="second")], clock=clock)

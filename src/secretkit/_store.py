@@ -300,6 +300,15 @@ class SecretStore:
                 else:
                     counters.errors += 1
                     outcome = "denied" if isinstance(error, AccessDenied) else "error"
+                    if (
+                        current
+                        and old is None
+                        and isinstance(error, AccessDenied)
+                        and self._timing.negative_ttl > 0
+                    ):
+                        # A refusal is as lasting as an absence: remember it briefly, or every
+                        # read of a denied name becomes a request to the backend.
+                        self._failures[name] = _Failure(error, now + self._timing.negative_ttl, 0)
                     if old is not None:
                         old.failures += 1
                         old.retry_at = now + self._timing.backoff(old.failures)
