@@ -258,3 +258,44 @@ def test_due_secrets_of_a_batching_backend_refresh_together(clock: FakeClock) ->
     assert store.wait_idle(5)
     assert sum(len(b) for b in backend.batches) == 20
     assert len(backend.batches) <= 2  # normally 1; a read racing the worker may start a second
+
+
+def test_secrets_with_jittered_deadlines_ride_along_when_the_first_is_due(clock: FakeClock) -> None:
+    """Jitter spreads deadlines; the first due secret still takes its near-due neighbours along."""
+    values = iter([i / 20 for i in range(20)])
+    backend = Batching({f"s{i}": "v" for i in range(20)})
+    store = SecretStore([backend], ttl=300, jitter=0.1, clock=clock, rng=lambda: next(values))
+    names = [f"memory://s{i}" for i in range(20)]
+    store.prefetch(names)
+    backend.batches.clear()
+    first_due = min(store._entries[n].refresh_at for n in names)
+    clock.advance(first_due - clock.now + 0.01)  # only the earliest is due
+    for name in names:
+        store.get(name)
+    assert store.wait_idle(5)
+    assert [len(b) for b in backend.batches] == [20]
+
+
+def test_a_backend_that_fails_to_build_is_a_configuration_error_and_hangs_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend constructor raising a plain exception gives ConfigurationError; later reads do not hang."""
+
+    class Broken:
+        scheme = "broken"
+
+        def __init__(self) -> None:
+            raise ValueError("cannot start")
+
+    mod = type(sys)("broken_backend_mod")
+    mod.Broken = Broken  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "broken_backend_mod", mod)
+    monkeypatch.setitem(
+        _registry.KNOWN_BACKENDS, "broken", _registry.BackendSpec("broken_backend_mod:Broken", None, None)
+    )
+    store = SecretStore([], negative_ttl=0)
+    failures = store.prefetch(["broken://x"])
+    assert isinstance(failures["broken://x"], ConfigurationError)
+    assert isinstance(failures["broken://x"].__cause__, ValueError)
+    with pytest.raises(ConfigurationError, match="could not be built"):
+        store.get("broken://x")  # would wait forever on a flight prefetch left behind

@@ -148,9 +148,7 @@ class _Environ(Mapping[str, str]):
         for backend in default_store().backends:
             if isinstance(backend, DotenvBackend):
                 try:
-                    keys.update(
-                        dict.fromkeys(k for k, v in backend._parse(backend.path).items() if v is not None)
-                    )
+                    keys.update(dict.fromkeys(backend.values()))
                 except Exception:  # noqa: S112 - listing is best effort; reads report errors
                     continue
         return iter(keys)

@@ -3,32 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import NoReturn, Protocol, runtime_checkable
 
 from ._refs import SecretRef
 
 __all__ = ["Backend", "BatchBackend", "Fetched"]
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+
+
 class Fetched:
     """What a backend returns for one secret.
 
     ``version`` is the backend's version id (``None`` where the store has none; the store
     then detects rotation by comparing values). ``ttl``, when set, caps how long the store
     keeps the value: a backend serving leased credentials passes the lease duration.
+    ``metadata`` holds backend-specific, non-secret facts (a lease id, an ARN); never values.
     """
 
-    value: str | bytes
-    version: str | None = None
-    ttl: float | None = None
-    #: Backend-specific, non-secret facts (a lease id, an ARN, ...). Never values.
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    # A plain slotted class: a frozen dataclass costs several microseconds per cold read.
+    __slots__ = ("metadata", "ttl", "value", "version")
+
+    def __init__(
+        self,
+        value: str | bytes,
+        version: str | None = None,
+        ttl: float | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self.value = value
+        self.version = version
+        self.ttl = ttl
+        self.metadata = _NO_METADATA if metadata is None else metadata
 
     def __repr__(self) -> str:
         # A Fetched carries the raw value: its repr must not.
         return f"Fetched(value=<{type(self.value).__name__}, redacted>, version={self.version!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Fetched):
+            return NotImplemented
+        return (self.value, self.version, self.ttl, dict(self.metadata)) == (
+            other.value,
+            other.version,
+            other.ttl,
+            dict(other.metadata),
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("Fetched holds a raw secret value and cannot be pickled")
 
 
 @runtime_checkable

@@ -56,21 +56,25 @@ class Entry:
 class Flight:
     """One load in progress; other readers of the same key wait for it and share its outcome."""
 
-    __slots__ = ("_done", "epoch", "error", "result")
+    __slots__ = ("_latch", "epoch", "error", "result")
 
     def __init__(self, epoch: int) -> None:
-        self._done = threading.Event()
+        # A lock held until the load finishes is the cheapest latch: an Event would build a
+        # Condition on every cold read.
+        self._latch = threading.Lock()
+        self._latch.acquire()
         self.epoch = epoch
         self.result: Secret[Any] | None = None
         self.error: BaseException | None = None
 
     def finish(self, result: Secret[Any] | None, error: BaseException | None) -> None:
         self.result, self.error = result, error
-        self._done.set()
+        self._latch.release()
 
     def wait(self, timeout: float | None = None) -> Secret[Any]:
-        if not self._done.wait(timeout):
+        if not self._latch.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("timed out waiting for another reader's fetch")
+        self._latch.release()  # let the next waiter through
         if self.error is not None:
             raise self.error
         assert self.result is not None

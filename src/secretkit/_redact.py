@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import traceback
+from collections import OrderedDict
 from typing import Any
 
 __all__ = ["MIN_LENGTH", "redact", "redact_logs", "remember"]
@@ -25,7 +26,9 @@ MAX_VALUES = 4096
 REPLACEMENT = "**********"
 
 _lock = threading.Lock()
-_values: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+# Insertion-ordered, oldest forgotten first; OrderedDict pops its head in O(1), where a
+# dict would rescan the deleted slots at its front each time.
+_values: OrderedDict[str, None] = OrderedDict()
 _pattern: re.Pattern[str] | None = None
 _installed = False
 
@@ -42,7 +45,7 @@ def remember(value: object) -> None:
         if added:
             _values.update(dict.fromkeys(added))
             while len(_values) > MAX_VALUES:
-                del _values[next(iter(_values))]
+                _values.popitem(last=False)
             _pattern = None  # rebuilt lazily, off the path that remembered it
 
 

@@ -19,6 +19,7 @@ from ._cache import Entry, Flight, Timing
 from ._errors import (
     AccessDenied,
     BackendUnavailable,
+    ConfigurationError,
     InvalidReference,
     SecretkitError,
     SecretNotFound,
@@ -138,7 +139,7 @@ class SecretStore:
         self._refreshing = 0
         self._worker: threading.Thread | None = None
         self._epoch = 0
-        self._pid = os.getpid()
+        self._idle_waiters = 0
 
     def __repr__(self) -> str:
         chain = ", ".join(b.scheme for b in self._chain)
@@ -188,7 +189,6 @@ class SecretStore:
     def _get_slow(self, name: str) -> Secret[Any]:
         if not isinstance(name, str):
             raise TypeError(f"a secret name must be a str, not {type(name).__name__}")
-        self._check_fork()
         started = self._clock()
         now = started
         entry = self._entries.get(name)
@@ -321,7 +321,8 @@ class SecretStore:
                         previous = self._failures.get(name)
                         failures = (previous.failures if previous else 0) + 1
                         self._failures[name] = _Failure(error, now + self._timing.backoff(failures), failures)
-            self._idle.notify_all()
+            if self._idle_waiters:
+                self._idle.notify_all()
         flight.finish(served, None if served is not None else error)
         if self._listeners:
             self._emit(
@@ -430,7 +431,16 @@ class SecretStore:
             backend = self._by_scheme.get(scheme)
             if backend is None:
                 cls = _registry.backend_class(scheme)
-                backend = cls()
+                try:
+                    backend = cls()
+                except SecretkitError:
+                    raise
+                except Exception as exc:
+                    raise ConfigurationError(
+                        f"the {scheme} backend could not be built from the environment "
+                        f"({type(exc).__name__}: {redact(str(exc))[:200]}); configure it explicitly "
+                        "with SecretStore(reference_backends=[...])"
+                    ) from exc
                 self._by_scheme[scheme] = backend
                 self._owned.append(backend)
         return backend
@@ -454,16 +464,10 @@ class SecretStore:
     def _load_many(self, names: Sequence[str], *, reason: str) -> dict[str, SecretkitError]:
         failures: dict[str, SecretkitError] = {}
         mine: dict[str, Flight] = {}
-        now = self._clock()
         with self._lock:
             for name in names:
-                if name in self._flights:
-                    continue
-                if reason == "refresh":
-                    entry = self._entries.get(name)
-                    if entry is not None and now < entry.refresh_at:
-                        continue  # refreshed by an earlier batch while this one was queued
-                mine[name] = self._flights[name] = Flight(self._epoch)
+                if name not in self._flights:
+                    mine[name] = self._flights[name] = Flight(self._epoch)
         groups: dict[str, list[tuple[str, SecretRef]]] = {}
         singles: list[str] = []
         for name in mine:
@@ -476,7 +480,7 @@ class SecretStore:
                         groups.setdefault(ref.scheme, []).append((name, ref))
                         continue
                 singles.append(name)
-            except SecretkitError as exc:
+            except Exception as exc:  # every flight claimed here must be settled, or readers wait forever
                 self._settle(name, mine[name], None, exc, reason, failures)
         for scheme, items in groups.items():
             self._batch(scheme, items, mine, reason, failures)
@@ -520,7 +524,7 @@ class SecretStore:
                 elif isinstance(result, SecretNotFound):
                     raise SecretNotFound(name, backends=[scheme], detail=result.detail)
                 elif isinstance(result, SecretkitError):
-                    raise result
+                    raise _wrap(result, name, scheme)
                 elif isinstance(result, Exception):
                     raise _wrap(result, name, scheme) from result
                 else:
@@ -599,12 +603,17 @@ class SecretStore:
             finally:
                 with self._lock:
                     self._refreshing -= 1
-                    self._idle.notify_all()
+                    if self._idle_waiters:
+                        self._idle.notify_all()
 
     def _refresh_batch(self, names: list[str]) -> None:
         # Secrets of a batching backend that are close to due ride along with the ones that
         # are due, so a set of secrets loaded together is refreshed in one call.
         now = self._clock()
+        # A name queued twice may have been refreshed by the first batch already.
+        names = [n for n in names if (e := self._entries.get(n)) is None or now >= e.refresh_at]
+        if not names:
+            return
         window = self._timing.ttl * (1.0 - self._timing.refresh_ahead)
         schemes = {looks_like_reference(n) for n in names if "://" in n}
         batching = {
@@ -632,11 +641,15 @@ class SecretStore:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._queue or self._refreshing or self._flights:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
+            self._idle_waiters += 1
+            try:
+                while self._queue or self._refreshing or self._flights:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._idle.wait(remaining)
+            finally:
+                self._idle_waiters -= 1
         return True
 
     # -- control -------------------------------------------------------------------------
@@ -804,10 +817,6 @@ class SecretStore:
                 log.warning(
                     "secretkit: on_rotate callback %r for %r raised %s", callback, name, type(exc).__name__
                 )
-
-    def _check_fork(self) -> None:
-        if self._pid != os.getpid():
-            self._after_fork()
 
     def _after_fork(self) -> None:
         # The parent's threads do not exist here: a lock they held, a flight they led or a

@@ -55,6 +55,13 @@ class DotenvBackend:
             raise SecretNotFound(key if file == self.path else f"{ref.path}#{key}")
         return Fetched(value)
 
+    def values(self) -> dict[str, str]:
+        """Every key of the backend's file that has a value (for listing, not for reading secrets).
+
+        Raises ``ConfigurationError`` for a malformed file, as ``fetch`` does.
+        """
+        return {key: value for key, value in self._parse(self.path).items() if value is not None}
+
     def _parse(self, file: Path) -> dict[str, str | None]:
         from dotenv import dotenv_values
         from dotenv.parser import parse_stream
