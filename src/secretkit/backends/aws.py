@@ -1,0 +1,206 @@
+"""AWS Secrets Manager (``aws-sm://name#field?stage=&version=&region=``) through boto3."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._backend import Fetched
+from .._errors import BackendUnavailable, SecretkitError, SecretNotFound
+from .._refs import SecretRef
+from . import _aws
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+__all__ = ["AwsSecretsManagerBackend"]
+
+log = logging.getLogger("secretkit")
+
+_SERVICE = "secretsmanager"
+_LABEL = "AWS Secrets Manager"
+_OPTIONS = ("region", "stage", "version")
+_BATCH = 20  # BatchGetSecretValue takes at most 20 secret ids
+_CURRENT = "AWSCURRENT"
+
+
+class AwsSecretsManagerBackend:
+    """Reads secrets from AWS Secrets Manager.
+
+    ``aws-sm://prod/db#password`` reads the ``AWSCURRENT`` version of ``prod/db`` (a name,
+    a full ARN or a partial ARN). ``?stage=AWSPREVIOUS`` reads another staging label,
+    ``?version=<VersionId>`` one version, ``?region=`` another region than the default.
+    ``SecretString`` comes back as ``str`` and ``SecretBinary`` as ``bytes``; the version
+    id is the :class:`Fetched` version, so the store detects rotation by version.
+
+    With no arguments, boto3's standard configuration applies: ``AWS_*`` variables,
+    ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, profiles and instance
+    roles. ``client`` supplies a ready boto3 client for the default region (it is not closed
+    by :meth:`close`); ``config`` is merged over secretkit's timeouts and retries.
+    """
+
+    scheme = "aws-sm"
+
+    def __init__(
+        self,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        *,
+        config: Config | None = None,
+    ) -> None:
+        self._clients = _aws.Clients(
+            scheme=self.scheme,
+            service=_SERVICE,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            client=client,
+            config=config,
+        )
+        self._batch_allowed = True
+
+    def __repr__(self) -> str:
+        return f"AwsSecretsManagerBackend(region={self._clients.default_region!r})"
+
+    @property
+    def region(self) -> str | None:
+        """The region used when a reference names none."""
+        return self._clients.default_region
+
+    def fetch(self, ref: SecretRef) -> Fetched:
+        _aws.check_options(ref, _OPTIONS, self.scheme)
+        region = _aws.pick_region(ref, _SERVICE, self.scheme)
+        request: dict[str, Any] = {"SecretId": ref.path}
+        version, stage = ref.options.get("version"), ref.options.get("stage")
+        if version:
+            request["VersionId"] = version
+        if stage:
+            request["VersionStage"] = stage
+        if not version and not stage:
+            # AWS reads AWSCURRENT by default anyway; saying so keeps single reads and
+            # staging-label moves consistent on every implementation of the API.
+            request["VersionStage"] = _CURRENT
+        ctx = self._context(ref.path, "secretsmanager:GetSecretValue")
+        client = self._clients.get(region)
+        response = _aws.call(ctx, client.get_secret_value, **request)
+        return _fetched(response, ref.path)
+
+    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
+        """``AWSCURRENT`` of up to 20 secrets per ``BatchGetSecretValue`` call, per region.
+
+        References pinned to a version or another stage are left out (the store fetches
+        them one by one): the batch call reads the current version only. If the caller may
+        not use ``BatchGetSecretValue``, every reference is left out from then on.
+        """
+        out: dict[SecretRef, Fetched | Exception] = {}
+        if not self._batch_allowed:
+            return out
+        groups = _aws.group_by_region(refs, _batchable, self._region_of, out)
+        for region, group in groups.items():
+            for chunk in _aws.chunks(group, _BATCH):
+                if not self._batch_allowed:
+                    return out
+                self._fetch_chunk(region, chunk, out)
+        return out
+
+    def _fetch_chunk(
+        self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
+    ) -> None:
+        ids = list(dict.fromkeys(ref.path for ref in chunk))
+        ctx = self._context(
+            ", ".join(ids) if len(ids) <= 3 else f"{ids[0]} and {len(ids) - 1} more",
+            "secretsmanager:BatchGetSecretValue (and GetSecretValue on each secret)",
+        )
+        by_id: dict[str, list[SecretRef]] = {}
+        for ref in chunk:
+            by_id.setdefault(ref.path, []).append(ref)
+        request: dict[str, Any] = {"SecretIdList": ids}
+        try:
+            client = self._clients.get(region)
+            while True:
+                response = _aws.call(ctx, client.batch_get_secret_value, **request)
+                for item in response.get("SecretValues", ()):
+                    for secret_id in _ids_matching(item, by_id):
+                        for ref in by_id[secret_id]:
+                            out[ref] = _result(item, ref.path)
+                for error in response.get("Errors", ()):
+                    refs = by_id.get(str(error.get("SecretId", "")), [])
+                    for ref in refs:
+                        out[ref] = _aws.map_client_error(
+                            str(error.get("ErrorCode", "")),
+                            str(error.get("Message", "")),
+                            None,
+                            self._single_context(ref.path),
+                        )
+                token = response.get("NextToken")
+                if not token:
+                    break
+                request["NextToken"] = token
+        except SecretkitError as exc:
+            if _aws.batch_denied(exc, "BatchGetSecretValue", "ListSecrets"):
+                self._batch_allowed = False
+                log.info(
+                    "secretkit: aws-sm may not call BatchGetSecretValue; fetching secrets one by one "
+                    "(grant secretsmanager:BatchGetSecretValue to batch)"
+                )
+                return
+            if isinstance(exc, BackendUnavailable):
+                # An outage: one error per secret, not one request per secret.
+                pending = [r for r in chunk if r not in out]
+                out.update(_aws.each_unavailable(pending, exc, self._single_context))
+            # Anything else (denied, a bad id in the list): the refs stay out of the result
+            # and are fetched one by one, so each gets its own precise error.
+
+    def _region_of(self, ref: SecretRef) -> str | None:
+        _aws.check_options(ref, _OPTIONS, self.scheme)
+        return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
+
+    def _context(self, secret: str, permission: str) -> _aws.ErrorContext:
+        return _aws.ErrorContext(self.scheme, _LABEL, secret, permission)
+
+    def _single_context(self, secret: str) -> _aws.ErrorContext:
+        return self._context(secret, "secretsmanager:GetSecretValue")
+
+    def close(self) -> None:
+        self._clients.close()
+
+
+def _batchable(ref: SecretRef) -> bool:
+    return not ref.options.get("version") and ref.options.get("stage", _CURRENT) == _CURRENT
+
+
+def _ids_matching(item: Mapping[str, Any], by_id: Mapping[str, Any]) -> list[str]:
+    # The response names each secret by Name and ARN, not by the id we sent: map it back
+    # to every id that designates it (name, full ARN, or ARN without its 6-character suffix).
+    name, arn = str(item.get("Name", "")), str(item.get("ARN", ""))
+    found = [i for i in (name, arn) if i in by_id]
+    if len(arn) > 7 and arn[-7] == "-" and arn[:-7] in by_id:
+        found.append(arn[:-7])
+    return list(dict.fromkeys(found))
+
+
+def _result(item: Mapping[str, Any], secret: str) -> Fetched | Exception:
+    try:
+        return _fetched(item, secret)
+    except SecretNotFound as exc:
+        return exc
+
+
+def _fetched(response: Mapping[str, Any], secret: str) -> Fetched:
+    value: str | bytes
+    if "SecretString" in response:
+        value = str(response["SecretString"])
+    elif "SecretBinary" in response:
+        value = bytes(response["SecretBinary"])
+    else:
+        raise SecretNotFound(secret, detail="the version read holds no value")
+    metadata = {
+        "arn": str(response.get("ARN", "")),
+        "name": str(response.get("Name", "")),
+        "stages": ",".join(response.get("VersionStages", ())),
+    }
+    version = response.get("VersionId")
+    return Fetched(value, version=str(version) if version else None, metadata=metadata)

@@ -1,0 +1,189 @@
+"""AWS SSM Parameter Store (``aws-ssm:///prod/app/api_key?version=&label=&region=``) through boto3."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._backend import Fetched
+from .._errors import BackendUnavailable, InvalidReference, SecretkitError, SecretNotFound
+from .._refs import SecretRef
+from . import _aws
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+
+__all__ = ["AwsParameterStoreBackend"]
+
+log = logging.getLogger("secretkit")
+
+_SERVICE = "ssm"
+_LABEL = "AWS SSM Parameter Store"
+_OPTIONS = ("label", "region", "version")
+_BATCH = 10  # GetParameters takes at most 10 names
+
+
+class AwsParameterStoreBackend:
+    """Reads parameters from AWS SSM Parameter Store; ``SecureString`` values are decrypted.
+
+    ``aws-ssm:///prod/app/api_key`` reads the latest version (``aws-ssm://prod/app/api_key``
+    means the same: hierarchical names start with ``/``). ``?version=3`` reads one version,
+    ``?label=stable`` a labelled one, ``?region=`` another region; a parameter ARN works too.
+    The parameter's version number is the :class:`Fetched` version. Values are ``str``
+    (a ``StringList`` comes back as its comma-separated text).
+
+    Configuration is boto3's, as for :class:`~secretkit.backends.aws.AwsSecretsManagerBackend`
+    (``AWS_ENDPOINT_URL_SSM`` overrides the endpoint for this service alone).
+    """
+
+    scheme = "aws-ssm"
+
+    def __init__(
+        self,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        *,
+        config: Config | None = None,
+    ) -> None:
+        self._clients = _aws.Clients(
+            scheme=self.scheme,
+            service=_SERVICE,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            client=client,
+            config=config,
+        )
+        self._batch_allowed = True
+
+    def __repr__(self) -> str:
+        return f"AwsParameterStoreBackend(region={self._clients.default_region!r})"
+
+    @property
+    def region(self) -> str | None:
+        """The region used when a reference names none."""
+        return self._clients.default_region
+
+    def fetch(self, ref: SecretRef) -> Fetched:
+        name, selector = _request_name(ref)
+        region = _aws.pick_region(ref, _SERVICE, self.scheme)
+        ctx = self._context(name, "ssm:GetParameter")
+        client = self._clients.get(region)
+        response = _aws.call(ctx, client.get_parameter, Name=name + selector, WithDecryption=True)
+        return _fetched(response["Parameter"])
+
+    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
+        """Up to 10 parameters per ``GetParameters`` call, per region.
+
+        References to a label are left out (the store fetches them one by one). If the
+        caller may not use ``GetParameters``, every reference is left out from then on.
+        """
+        out: dict[SecretRef, Fetched | Exception] = {}
+        if not self._batch_allowed:
+            return out
+        groups = _aws.group_by_region(refs, _batchable, self._region_of, out)
+        for region, group in groups.items():
+            for chunk in _aws.chunks(group, _BATCH):
+                if not self._batch_allowed:
+                    return out
+                self._fetch_chunk(region, chunk, out)
+        return out
+
+    def _fetch_chunk(
+        self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
+    ) -> None:
+        sent = {ref: "".join(_request_name(ref)) for ref in chunk}
+        names = list(dict.fromkeys(sent.values()))
+        ctx = self._context(
+            ", ".join(names) if len(names) <= 3 else f"{names[0]} and {len(names) - 1} more",
+            "ssm:GetParameters",
+        )
+        try:
+            client = self._clients.get(region)
+            response = _aws.call(ctx, client.get_parameters, Names=names, WithDecryption=True)
+        except SecretkitError as exc:
+            if _aws.batch_denied(exc, "GetParameters"):
+                self._batch_allowed = False
+                log.info(
+                    "secretkit: aws-ssm may not call GetParameters; fetching parameters one by one "
+                    "(grant ssm:GetParameters to batch)"
+                )
+            elif isinstance(exc, BackendUnavailable):
+                # An outage: one error per parameter, not one request per parameter.
+                out.update(_aws.each_unavailable(chunk, exc, self._single_context))
+            # Anything else (denied, an invalid name in the list): left out, so each parameter
+            # is fetched on its own and gets its own precise error.
+            return
+        items: list[Mapping[str, Any]] = list(response.get("Parameters", ()))
+        invalid = set(response.get("InvalidParameters", ()))
+        for ref in chunk:
+            name, _ = _request_name(ref)
+            version = ref.options.get("version")
+            found = [item for item in items if name in (item.get("Name"), item.get("ARN"))]
+            if version:
+                found = [item for item in found if str(item.get("Version")) == version]
+            if found:
+                # The same name may come back twice (latest and a pinned version): unpinned
+                # means latest, which has the highest version number.
+                out[ref] = _fetched(max(found, key=lambda item: int(item.get("Version") or 0)))
+            elif sent[ref] in invalid:
+                detail = f"it has no version {version}" if version else None
+                out[ref] = SecretNotFound(name, detail=detail)
+
+    def _region_of(self, ref: SecretRef) -> str | None:
+        _request_name(ref)
+        return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
+
+    def _context(self, secret: str, permission: str) -> _aws.ErrorContext:
+        return _aws.ErrorContext(self.scheme, _LABEL, secret, permission)
+
+    def _single_context(self, secret: str) -> _aws.ErrorContext:
+        return self._context(secret, "ssm:GetParameter")
+
+    def close(self) -> None:
+        self._clients.close()
+
+
+def _batchable(ref: SecretRef) -> bool:
+    return not ref.options.get("label")
+
+
+def _request_name(ref: SecretRef) -> tuple[str, str]:
+    """The parameter name and the ``:version`` / ``:label`` selector to send."""
+    _aws.check_options(ref, _OPTIONS, AwsParameterStoreBackend.scheme)
+    name = ref.path
+    if not name.startswith(("/", "arn:")) and "/" in name:
+        # A hierarchical name always starts with "/": aws-ssm://prod/app/key means /prod/app/key.
+        name = "/" + name
+    version, label = ref.options.get("version"), ref.options.get("label")
+    if version and label:
+        raise InvalidReference(
+            f"the reference {str(ref)!r} asks for both a version and a label; use one of them"
+        )
+    if version:
+        if not version.isdigit():
+            raise InvalidReference(
+                f"the reference {str(ref)!r}: a parameter version is a number (?version=3), "
+                f"not {version!r}; use ?label= for a label"
+            )
+        return name, f":{version}"
+    if label:
+        return name, f":{label}"
+    return name, ""
+
+
+def _fetched(parameter: Mapping[str, Any]) -> Fetched:
+    metadata = {
+        "arn": str(parameter.get("ARN", "")),
+        "name": str(parameter.get("Name", "")),
+        "type": str(parameter.get("Type", "")),
+    }
+    version = parameter.get("Version")
+    return Fetched(
+        str(parameter.get("Value", "")),
+        version=None if version is None else str(version),
+        metadata=metadata,
+    )
