@@ -1,0 +1,195 @@
+"""``secretkit doctor``: backends configured, installed, reachable; which source wins; never a value."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers.moto_server import MotoServer
+from servers.openbao_server import OpenBaoServer
+from test_cli import API_KEY, SECRETS, CliResult, blocker, clean_env, closed_port_url, run_cli, vault_env
+
+TOKEN = "hvs.doctor-token-never-shown-42"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".env").write_text(f"API_KEY={API_KEY}\nSHARED=from-dotenv-value\n")
+    return work
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(tmp_path / "home")
+
+
+@pytest.fixture(scope="module")
+def bao() -> Iterator[OpenBaoServer]:
+    with OpenBaoServer() as server:
+        yield server
+
+
+def doctor_json(
+    *args: str, env: dict[str, str], cwd: Path, secrets: list[str] | None = None
+) -> tuple[CliResult, Any]:
+    result = run_cli(
+        "doctor", "--json", "--timeout", "2", *args, env=env, cwd=cwd, secrets=secrets or SECRETS
+    )
+    result.assert_no_secret()
+    assert result.out.strip().startswith("{"), result.describe()
+    return result, json.loads(result.out)
+
+
+def backend(data: Any, scheme: str) -> Any:
+    (found,) = [b for b in data["backends"] if b["scheme"] == scheme]
+    return found
+
+
+def test_a_clean_environment_has_no_problems(workdir: Path, env: dict[str, str]) -> None:
+    """With nothing configured, doctor lists the chain and the extras, and exits 0."""
+    result = run_cli("doctor", env=env, cwd=workdir, secrets=SECRETS)
+    assert result.code == 0, result.describe()
+    result.assert_no_secret()
+    assert "1. env" in result.out and "2. dotenv" in result.out and "3. file" in result.out
+    assert f"{workdir}/.env (present)" in result.out
+    assert "no problems found" in result.out
+    for extra in ("aws", "vault", "gcp", "azure", "pydantic"):
+        assert f"  {extra} " in result.out
+
+
+def test_the_first_backend_that_has_a_name_wins(workdir: Path, env: dict[str, str]) -> None:
+    """For a name set in the environment and in .env, doctor shows both have it and the environment wins."""
+    env = {**env, "SHARED": "from-env-value"}
+    result, data = doctor_json(
+        "SHARED", "API_KEY", env=env, cwd=workdir, secrets=[*SECRETS, "from-env-value"]
+    )
+    assert "from-dotenv-value" not in result.out
+    assert result.code == 0, result.describe()
+    shared, api_key = data["names"]
+    assert shared["winner"] == "env"
+    assert [s["found"] for s in shared["sources"]] == [True, True, False]
+    assert (shared["status"], shared["source"]) == ("ok", "env")
+    assert api_key["winner"] == "dotenv"
+
+
+def test_a_reference_is_shown_with_where_it_resolves(
+    workdir: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A name holding a reference shows the reference (a pointer, not a value) and where it resolves."""
+    (tmp_path / "db").write_text("file-secret-value-x9")
+    env = {**env, "DB_PASSWORD": f"file://{tmp_path}/db"}
+    result = run_cli(
+        "doctor", "DB_PASSWORD", env=env, cwd=workdir, secrets=[*SECRETS, "file-secret-value-x9"]
+    )
+    assert result.code == 0, result.describe()
+    result.assert_no_secret()
+    assert f"a reference to file://{tmp_path}/db" in result.out
+    assert "<- wins" in result.out
+    assert "resolves: ok from file" in result.out
+
+
+def test_a_name_that_does_not_resolve_is_a_problem(workdir: Path, env: dict[str, str]) -> None:
+    """A requested name no backend has makes doctor exit 1 and list it as a problem."""
+    result = run_cli("doctor", "NOWHERE", env=env, cwd=workdir)
+    assert result.code == 1, result.describe()
+    assert "NOWHERE: secret 'NOWHERE' not found" in result.out
+
+
+def test_a_malformed_env_file_is_a_problem_not_a_crash(workdir: Path, env: dict[str, str]) -> None:
+    """A ./.env that cannot be parsed is listed as a problem; the rest of the report is still given."""
+    (workdir / ".env").write_text("not a KEY=VALUE line '\n")
+    result, data = doctor_json(env=env, cwd=workdir)
+    assert result.code == 1, result.describe()
+    assert any(".env' line 1" in problem for problem in data["problems"])
+    assert [item["scheme"] for item in data["chain"]] == ["env", "dotenv", "file"]
+
+
+def test_a_reachable_vault_is_reported_healthy(
+    bao: OpenBaoServer, workdir: Path, env: dict[str, str]
+) -> None:
+    """With VAULT_ADDR at a real OpenBao server, doctor reports it reachable, active and unsealed."""
+    result, data = doctor_json(env=vault_env(env, bao.url), cwd=workdir)
+    assert result.code == 0, result.describe()
+    vault = backend(data, "vault")
+    assert vault["reachable"] == {
+        "target": f"{bao.url}/v1/sys/health",
+        "ok": True,
+        "detail": "active, unsealed",
+    }
+    assert "VAULT_TOKEN (set)" in vault["configured"]
+
+
+def test_an_unreachable_vault_is_a_problem(workdir: Path, env: dict[str, str]) -> None:
+    """VAULT_ADDR at a closed port is reported unreachable (connection refused) and doctor exits 1."""
+    url = closed_port_url()
+    env = {**env, "VAULT_ADDR": url, "VAULT_TOKEN": TOKEN, "DB_PASSWORD": "vault://secret/app#password"}
+    result, data = doctor_json(env=env, cwd=workdir, secrets=[*SECRETS, TOKEN])
+    assert result.code == 1, result.describe()
+    vault = backend(data, "vault")
+    assert vault["reachable"]["ok"] is False
+    assert vault["reachable"]["detail"] == "connection refused"
+    assert vault["referenced_by"] == ["DB_PASSWORD"]
+    assert any("not reachable" in problem for problem in data["problems"])
+
+
+def test_credentials_in_urls_are_not_shown(workdir: Path, env: dict[str, str]) -> None:
+    """A VAULT_ADDR carrying user-info is shown without it; VAULT_TOKEN is shown as set, never its value."""
+    port = closed_port_url().rsplit(":", 1)[1]
+    env = {**env, "VAULT_ADDR": f"http://admin:url-password-77@127.0.0.1:{port}", "VAULT_TOKEN": TOKEN}
+    result = run_cli("doctor", env=env, cwd=workdir, secrets=[*SECRETS, TOKEN, "url-password-77"])
+    result.assert_no_secret()
+    assert f"VAULT_ADDR=http://127.0.0.1:{port}" in result.out
+
+
+def test_a_reachable_aws_endpoint_is_reported(workdir: Path, env: dict[str, str]) -> None:
+    """With AWS_ENDPOINT_URL at a real moto server, both AWS backends are reported reachable."""
+    with MotoServer() as moto:
+        result, data = doctor_json(env={**env, "AWS_ENDPOINT_URL": moto.url}, cwd=workdir)
+    assert result.code == 0, result.describe()
+    for scheme in ("aws-sm", "aws-ssm"):
+        reach = backend(data, scheme)["reachable"]
+        assert reach["ok"] is True and reach["target"] == moto.url
+
+
+def test_a_missing_extra_is_reported_with_the_pip_command(
+    tmp_path: Path, workdir: Path, env: dict[str, str]
+) -> None:
+    """With boto3 unimportable, doctor shows the aws extra missing; a reference to aws-sm:// is a problem."""
+    env = {
+        **env,
+        "PYTHONPATH": str(blocker(tmp_path / "block", "boto3")),
+        "DB_PASSWORD": "aws-sm://prod/db#password",
+    }
+    result, data = doctor_json(env=env, cwd=workdir)
+    assert result.code == 1, result.describe()
+    assert data["extras"]["aws"]["boto3"] is None
+    assert data["extras"]["vault"]["hvac"]  # the others are still found
+    assert backend(data, "aws-sm")["installed"] is False
+    assert any('pip install "secretkit[aws]"' in problem for problem in data["problems"])
+    text = run_cli("doctor", env=env, cwd=workdir)
+    assert 'aws       not installed (pip install "secretkit[aws]")' in text.out, text.describe()
+
+
+def test_doctor_imports_no_sdk(tmp_path: Path, workdir: Path, env: dict[str, str]) -> None:
+    """doctor finds which extras are installed without importing a single SDK."""
+    hook, report = tmp_path / "hook", tmp_path / "imported.txt"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import atexit, sys\n"
+        "SDKS = ('boto3', 'botocore', 'hvac', 'grpc', 'google.cloud.secretmanager',\n"
+        "        'azure.keyvault.secrets', 'azure.identity', 'pydantic', 'pydantic_settings')\n"
+        "def dump():\n"
+        f"    with open({str(report)!r}, 'w') as f:\n"
+        "        f.write(' '.join(sorted(m for m in sys.modules if m in SDKS)))\n"
+        "atexit.register(dump)\n"
+    )
+    result, data = doctor_json(env={**env, "PYTHONPATH": str(hook)}, cwd=workdir)
+    assert result.code == 0, result.describe()
+    assert data["extras"]["aws"]["boto3"] and data["extras"]["gcp"]["google-cloud-secret-manager"]
+    assert report.read_text() == ""
