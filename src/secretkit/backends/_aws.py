@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from botocore.config import Config
 
 __all__ = [
+    "AwsBackendBase",
     "Clients",
     "ErrorContext",
     "arn_region",
@@ -436,3 +437,76 @@ def group_by_region(
             continue
         groups.setdefault(region, []).append(ref)
     return groups
+
+
+class AwsBackendBase:
+    """What the two AWS backends share: clients per region, batching in chunks, closing.
+
+    A subclass sets ``scheme``, ``service``, ``label``, ``batch_size`` and
+    ``single_permission``, and writes ``fetch``, ``_batchable``, ``_region_of`` and
+    ``_fetch_chunk``.
+    """
+
+    scheme: str
+    service: str
+    label: str
+    batch_size: int
+    single_permission: str
+
+    def __init__(
+        self,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        *,
+        config: Config | None = None,
+    ) -> None:
+        self._clients = Clients(
+            scheme=self.scheme,
+            service=self.service,
+            region=region,
+            profile=profile,
+            endpoint_url=endpoint_url,
+            client=client,
+            config=config,
+        )
+        self._batch_allowed = True
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(region={self._clients.default_region!r})"
+
+    @property
+    def region(self) -> str | None:
+        """The region used when a reference names none."""
+        return self._clients.default_region
+
+    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Any]:
+        out: dict[SecretRef, Any] = {}
+        if not self._batch_allowed:
+            return out
+        groups = group_by_region(refs, self._batchable, self._region_of, out)
+        for region, group in groups.items():
+            for chunk in chunks(group, self.batch_size):
+                if not self._batch_allowed:
+                    return out
+                self._fetch_chunk(region, chunk, out)
+        return out
+
+    def _batchable(self, ref: SecretRef) -> bool:
+        raise NotImplementedError
+
+    def _region_of(self, ref: SecretRef) -> str | None:
+        raise NotImplementedError
+
+    def _fetch_chunk(self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Any]) -> None:
+        raise NotImplementedError
+
+    def _context(self, secret: str, permission: str) -> ErrorContext:
+        return ErrorContext(self.scheme, self.label, secret, permission)
+
+    def _single_context(self, secret: str) -> ErrorContext:
+        return self._context(secret, self.single_permission)
+
+    def close(self) -> None:
+        self._clients.close()

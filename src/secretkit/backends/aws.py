@@ -12,7 +12,7 @@ from .._refs import SecretRef
 from . import _aws
 
 if TYPE_CHECKING:
-    from botocore.config import Config
+    pass
 
 __all__ = ["AwsSecretsManagerBackend"]
 
@@ -25,7 +25,7 @@ _BATCH = 20  # BatchGetSecretValue takes at most 20 secret ids
 _CURRENT = "AWSCURRENT"
 
 
-class AwsSecretsManagerBackend:
+class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     """Reads secrets from AWS Secrets Manager.
 
     ``aws-sm://prod/db#password`` reads the ``AWSCURRENT`` version of ``prod/db`` (a name,
@@ -42,33 +42,10 @@ class AwsSecretsManagerBackend:
 
     scheme = "aws-sm"
 
-    def __init__(
-        self,
-        region: str | None = None,
-        profile: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any = None,
-        *,
-        config: Config | None = None,
-    ) -> None:
-        self._clients = _aws.Clients(
-            scheme=self.scheme,
-            service=_SERVICE,
-            region=region,
-            profile=profile,
-            endpoint_url=endpoint_url,
-            client=client,
-            config=config,
-        )
-        self._batch_allowed = True
-
-    def __repr__(self) -> str:
-        return f"AwsSecretsManagerBackend(region={self._clients.default_region!r})"
-
-    @property
-    def region(self) -> str | None:
-        """The region used when a reference names none."""
-        return self._clients.default_region
+    service = _SERVICE
+    label = _LABEL
+    batch_size = _BATCH
+    single_permission = "secretsmanager:GetSecretValue"
 
     def fetch(self, ref: SecretRef) -> Fetched:
         _aws.check_options(ref, _OPTIONS, self.scheme)
@@ -95,16 +72,10 @@ class AwsSecretsManagerBackend:
         them one by one): the batch call reads the current version only. If the caller may
         not use ``BatchGetSecretValue``, every reference is left out from then on.
         """
-        out: dict[SecretRef, Fetched | Exception] = {}
-        if not self._batch_allowed:
-            return out
-        groups = _aws.group_by_region(refs, _batchable, self._region_of, out)
-        for region, group in groups.items():
-            for chunk in _aws.chunks(group, _BATCH):
-                if not self._batch_allowed:
-                    return out
-                self._fetch_chunk(region, chunk, out)
-        return out
+        return super().fetch_many(refs)
+
+    def _batchable(self, ref: SecretRef) -> bool:
+        return _batchable(ref)
 
     def _fetch_chunk(
         self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
@@ -157,15 +128,6 @@ class AwsSecretsManagerBackend:
     def _region_of(self, ref: SecretRef) -> str | None:
         _aws.check_options(ref, _OPTIONS, self.scheme)
         return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
-
-    def _context(self, secret: str, permission: str) -> _aws.ErrorContext:
-        return _aws.ErrorContext(self.scheme, _LABEL, secret, permission)
-
-    def _single_context(self, secret: str) -> _aws.ErrorContext:
-        return self._context(secret, "secretsmanager:GetSecretValue")
-
-    def close(self) -> None:
-        self._clients.close()
 
 
 def _batchable(ref: SecretRef) -> bool:

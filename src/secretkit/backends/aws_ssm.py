@@ -12,7 +12,7 @@ from .._refs import SecretRef
 from . import _aws
 
 if TYPE_CHECKING:
-    from botocore.config import Config
+    pass
 
 __all__ = ["AwsParameterStoreBackend"]
 
@@ -24,7 +24,7 @@ _OPTIONS = ("label", "region", "version")
 _BATCH = 10  # GetParameters takes at most 10 names
 
 
-class AwsParameterStoreBackend:
+class AwsParameterStoreBackend(_aws.AwsBackendBase):
     """Reads parameters from AWS SSM Parameter Store; ``SecureString`` values are decrypted.
 
     ``aws-ssm:///prod/app/api_key`` reads the latest version (``aws-ssm://prod/app/api_key``
@@ -39,33 +39,10 @@ class AwsParameterStoreBackend:
 
     scheme = "aws-ssm"
 
-    def __init__(
-        self,
-        region: str | None = None,
-        profile: str | None = None,
-        endpoint_url: str | None = None,
-        client: Any = None,
-        *,
-        config: Config | None = None,
-    ) -> None:
-        self._clients = _aws.Clients(
-            scheme=self.scheme,
-            service=_SERVICE,
-            region=region,
-            profile=profile,
-            endpoint_url=endpoint_url,
-            client=client,
-            config=config,
-        )
-        self._batch_allowed = True
-
-    def __repr__(self) -> str:
-        return f"AwsParameterStoreBackend(region={self._clients.default_region!r})"
-
-    @property
-    def region(self) -> str | None:
-        """The region used when a reference names none."""
-        return self._clients.default_region
+    service = _SERVICE
+    label = _LABEL
+    batch_size = _BATCH
+    single_permission = "ssm:GetParameter"
 
     def fetch(self, ref: SecretRef) -> Fetched:
         name, selector = _request_name(ref)
@@ -81,16 +58,10 @@ class AwsParameterStoreBackend:
         References to a label are left out (the store fetches them one by one). If the
         caller may not use ``GetParameters``, every reference is left out from then on.
         """
-        out: dict[SecretRef, Fetched | Exception] = {}
-        if not self._batch_allowed:
-            return out
-        groups = _aws.group_by_region(refs, _batchable, self._region_of, out)
-        for region, group in groups.items():
-            for chunk in _aws.chunks(group, _BATCH):
-                if not self._batch_allowed:
-                    return out
-                self._fetch_chunk(region, chunk, out)
-        return out
+        return super().fetch_many(refs)
+
+    def _batchable(self, ref: SecretRef) -> bool:
+        return _batchable(ref)
 
     def _fetch_chunk(
         self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
@@ -136,15 +107,6 @@ class AwsParameterStoreBackend:
     def _region_of(self, ref: SecretRef) -> str | None:
         _request_name(ref)
         return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
-
-    def _context(self, secret: str, permission: str) -> _aws.ErrorContext:
-        return _aws.ErrorContext(self.scheme, _LABEL, secret, permission)
-
-    def _single_context(self, secret: str) -> _aws.ErrorContext:
-        return self._context(secret, "ssm:GetParameter")
-
-    def close(self) -> None:
-        self._clients.close()
 
 
 def _batchable(ref: SecretRef) -> bool:
