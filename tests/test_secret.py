@@ -135,7 +135,7 @@ def test_field_of_a_non_json_secret_is_a_clear_error_without_the_value() -> None
     with pytest.raises(ConfigurationError, match="is not JSON") as info:
         make("not-json-at-all").field("x")
     assert "not-json-at-all" not in str(info.value)
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None and info.value.__context__ is None
 
 
 def test_pydantic_dumps_mask_the_value() -> None:

@@ -134,7 +134,9 @@ def test_concurrent_cold_readers_share_one_fetch() -> None:
 def test_concurrent_cold_readers_share_one_error() -> None:
     """When the one fetch fails, every waiting reader gets that error; the backend saw one call."""
     backend = GatedBackend()
-    store = SecretStore([backend], negative_ttl=0)
+    # negative_ttl covers a reader that arrives after the fetch ended (a slow thread start):
+    # it gets the remembered error instead of fetching again.
+    store = SecretStore([backend], negative_ttl=60)
     errors: list[BaseException] = []
 
     def read() -> None:
@@ -560,3 +562,128 @@ def test_close_closes_backends_once_and_is_idempotent() -> None:
         store.get("K")
     assert backend.closed
     store.close()
+
+
+# -- errors raised to many readers -------------------------------------------------------
+
+
+def test_each_reader_gets_its_own_error_object(clock: FakeClock) -> None:
+    """A remembered error is raised as a fresh copy: no caller's frames pile up on another's."""
+    store = store_with(MemoryBackend(), clock, negative_ttl=60)
+    seen: list[BaseException] = []
+    for _ in range(50):
+        try:
+            store.get("MISSING")
+        except SecretNotFound as exc:
+            seen.append(exc)
+    assert len({id(e) for e in seen}) == 50
+    depth = 0
+    tb = seen[-1].__traceback__
+    while tb is not None:
+        depth += 1
+        tb = tb.tb_next
+    assert depth < 10
+    assert all(e.backends == ("memory",) for e in seen)
+
+
+def test_one_callers_context_does_not_show_in_anothers_error(clock: FakeClock) -> None:
+    """An error remembered while one caller handled an exception carries no trace of it to the next."""
+    store = store_with(MemoryBackend(), clock, negative_ttl=60)
+    try:
+        raise ValueError("first caller's private state")
+    except ValueError:
+        with pytest.raises(SecretNotFound):
+            store.get("MISSING")
+    with pytest.raises(SecretNotFound) as info:
+        store.get("MISSING")
+    assert info.value.__context__ is None
+
+
+def test_errors_through_the_store_carry_no_backend_frames(clock: FakeClock) -> None:
+    """A traceback with locals of a store error shows none of the backend's locals (raw values)."""
+    import traceback
+
+    class Leaky:
+        scheme = "leaky"
+
+        def fetch(self, ref: SecretRef) -> Fetched:
+            raw_response = {"SecretString": "raw-value-in-a-local"}  # noqa: F841 - the point of the test
+            raise OSError("connection reset")
+
+        def close(self) -> None:
+            pass
+
+    backend = MemoryBackend({"PLAIN": "plain-value-never-shown", "J": '{"a": "json-value-never-shown"}'})
+    store = SecretStore([backend, Leaky()], clock=clock, negative_ttl=0)
+    texts = []
+    for key in ["memory://PLAIN#field", "memory://J#a.missing", "leaky://x"]:
+        with pytest.raises(Exception) as info:
+            store.get(key)
+        # Formatted at once: this test's own frame (in the traceback too) holds no value yet.
+        texts.append(
+            "".join(traceback.TracebackException.from_exception(info.value, capture_locals=True).format())
+        )
+    for text in texts:
+        for needle in ["plain-value-never-shown", "json-value-never-shown", "raw-value-in-a-local"]:
+            assert needle not in text
+
+
+def test_an_interrupted_fetch_does_not_block_later_readers() -> None:
+    """A BaseException (KeyboardInterrupt, a green-thread timeout) in a fetch ends its flight."""
+
+    class Interrupting(MemoryBackend):
+        interrupt = True
+
+        def fetch(self, ref: SecretRef) -> Fetched:
+            if self.interrupt:
+                self.interrupt = False
+                raise KeyboardInterrupt
+            return super().fetch(ref)
+
+    store = SecretStore([Interrupting({"K": "v"})])
+    with pytest.raises(KeyboardInterrupt):
+        store.get("K")
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(store.get("K").reveal()))
+    reader.start()
+    reader.join(5)
+    assert result == ["v"]
+    assert store.wait_idle(1)
+
+
+def test_invalidating_one_key_does_not_discard_a_load_of_another(clock: FakeClock) -> None:
+    """invalidate("B") while A is loading keeps A's new value, and A's rotation fires once."""
+    backend = GatedBackend({"A": "a1", "B": "b"})
+    backend.gate.set()
+    store = store_with(backend, clock, refresh_ahead=1.0)
+    rotations: list[tuple[str, str]] = []
+    store.on_rotate("A", lambda old, new: rotations.append((old.reveal(), new.reveal())))
+    store.get("A")
+    backend.set("A", "a2")
+    backend.gate.clear()
+    backend.entered.clear()
+    refresher = threading.Thread(target=store.refresh, args=("A",))
+    refresher.start()
+    assert backend.entered.wait(5)
+    store.invalidate("B")
+    backend.gate.set()
+    refresher.join(5)
+    assert store.get("A").reveal() == "a2"
+    clock.advance(101)
+    store.get("A")
+    assert rotations == [("a1", "a2")]
+
+
+def test_invalidate_during_a_load_drops_that_load(clock: FakeClock) -> None:
+    """A load that began before invalidate(name) returns to its caller but is not cached."""
+    backend = GatedBackend({"A": "a1"})
+    store = store_with(backend, clock)
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(store.get("A").reveal()))
+    reader.start()
+    assert backend.entered.wait(5)
+    store.invalidate("A")
+    backend.gate.set()
+    reader.join(5)
+    assert result == ["a1"]
+    assert "A" not in store._entries

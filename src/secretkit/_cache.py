@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ._errors import fresh
 from ._secret import Secret
 
 __all__ = ["Entry", "Flight", "Timing"]
@@ -58,7 +59,7 @@ class Flight:
 
     __slots__ = ("_latch", "epoch", "error", "result")
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: tuple[int, int]) -> None:
         # A lock held until the load finishes is the cheapest latch: an Event would build a
         # Condition on every cold read.
         self._latch = threading.Lock()
@@ -76,7 +77,7 @@ class Flight:
             raise TimeoutError("timed out waiting for another reader's fetch")
         self._latch.release()  # let the next waiter through
         if self.error is not None:
-            raise self.error
+            raise fresh(self.error)
         assert self.result is not None
         return self.result
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessDenied",
+    "fresh",
     "BackendUnavailable",
     "ConfigurationError",
     "InvalidReference",
@@ -99,3 +100,18 @@ class MissingDependency(SecretkitError, ImportError):
 
     def __reduce__(self) -> tuple[type[MissingDependency], tuple[str, str, str]]:
         return (type(self), (self.backend or "", self.package, self.extra))
+
+
+def fresh(err: BaseException) -> BaseException:
+    """A copy of ``err`` to raise once more: same type, message, attributes and cause.
+
+    Raising one instance in several places would grow its traceback with every caller's
+    frames (and their locals) and let one caller's ``__context__`` show in another's.
+    """
+    new = err.__class__.__new__(err.__class__)
+    new.args = err.args
+    if hasattr(err, "__dict__"):
+        new.__dict__.update(err.__dict__)
+    new.__cause__ = err.__cause__
+    new.__suppress_context__ = True
+    return new

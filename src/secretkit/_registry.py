@@ -7,6 +7,7 @@ Third-party backends register under the ``secretkit.backends`` entry-point group
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,9 @@ _entry_points: dict[str, Any] | None = None
 
 def _load_entry_points() -> dict[str, Any]:
     global _entry_points
+    loaded = _entry_points
+    if loaded is not None:
+        return loaded  # read without the lock once loaded: this runs on every unknown scheme
     with _lock:
         if _entry_points is None:
             from importlib.metadata import entry_points
@@ -85,6 +89,15 @@ def backend_class(scheme: str) -> type[Any]:
             f"the backend registered for {scheme!r} ({ep.value}) could not be imported: {exc}"
         ) from exc
     return cls  # type: ignore[no-any-return]
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reset_for_tests() -> None:

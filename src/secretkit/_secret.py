@@ -122,27 +122,19 @@ class Secret(_Redacted, Generic[T]):
 
     def field(self, path: str) -> Secret[Any]:
         """The secret at ``path`` (``"a.b"``; digits index lists) of this JSON secret."""
-        value = self._value  # type: ignore[attr-defined]
-        if isinstance(value, (str, bytes)):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                # from None: the decode error's .doc holds the whole value.
+        value = _field_value(self._value, path)  # type: ignore[attr-defined]
+        if isinstance(value, _Missing):
+            # Raised here, where no local holds the value (error reporters capture locals).
+            if value.part is None:
                 raise ConfigurationError(
                     f"secret {self.name!r} is not JSON, so it has no field {path!r}; "
                     "drop the #field or store the secret as a JSON object"
-                ) from None
-        for part in path.split("."):
-            if isinstance(value, dict) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                raise SecretNotFound(
-                    f"{self.name}#{path}",
-                    backends=[self.source] if self.source else (),
-                    detail=f"the JSON secret has no key {part!r}",
                 )
+            raise SecretNotFound(
+                f"{self.name}#{path}",
+                backends=[self.source] if self.source else (),
+                detail=f"the JSON secret has no key {value.part!r}",
+            )
         return Secret(
             f"{self.name}#{path}",
             value,
@@ -150,6 +142,29 @@ class Secret(_Redacted, Generic[T]):
             version=self.version,
             fetched_at=self.fetched_at,
         )
+
+
+class _Missing:
+    __slots__ = ("part",)
+
+    def __init__(self, part: str | None) -> None:
+        self.part = part  # the missing key, or None when the value is not JSON
+
+
+def _field_value(value: Any, path: str) -> Any:
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return _Missing(None)
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _Missing(part)
+    return value
 
 
 class LiveSecret(_Redacted, Generic[T]):

@@ -23,6 +23,7 @@ from ._errors import (
     InvalidReference,
     SecretkitError,
     SecretNotFound,
+    fresh,
 )
 from ._events import AccessEvent, Counters, Outcome
 from ._redact import redact
@@ -138,7 +139,8 @@ class SecretStore:
         self._queued: set[str] = set()
         self._refreshing = 0
         self._worker: threading.Thread | None = None
-        self._epoch = 0
+        self._generation = 0  # bumped by invalidate(): a load begun before must not be kept
+        self._key_generation: dict[str, int] = {}
         self._idle_waiters = 0
 
     def __repr__(self) -> str:
@@ -213,14 +215,14 @@ class SecretStore:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "stale")
                 return entry.secret
             if entry.failures and now < entry.retry_at and entry.last_error is not None:
-                raise entry.last_error
+                raise fresh(entry.last_error)
         else:
             failure = self._failures.get(name)
             if failure is not None and now < failure.until:
                 if self._listeners:
                     outcome: Outcome = "not_found" if isinstance(failure.error, SecretNotFound) else "error"
                     self._emit(name, None, None, True, 0.0, outcome, failure.error)
-                raise failure.error
+                raise fresh(failure.error)
         self._check_allowed(name)
         return self._load(name, reason="miss")
 
@@ -231,7 +233,7 @@ class SecretStore:
             flight = self._flights.get(name)
             leader = flight is None
             if flight is None:
-                flight = self._flights[name] = Flight(self._epoch)
+                flight = self._flights[name] = Flight(self._epoch_of(name))
         if not leader:
             return flight.wait()
         started = self._clock()
@@ -239,7 +241,25 @@ class SecretStore:
             secret, scheme, backend_ttl = self._resolve(name)
         except Exception as exc:
             return self._complete(name, flight, None, exc, None, None, started, reason)
+        except BaseException as exc:
+            self._abandon(name, flight, exc)
+            raise
         return self._complete(name, flight, secret, None, scheme, backend_ttl, started, reason)
+
+    def _epoch_of(self, name: str) -> tuple[int, int]:
+        return (self._generation, self._key_generation.get(name, 0))
+
+    def _abandon(self, name: str, flight: Flight, exc: BaseException) -> None:
+        # KeyboardInterrupt, SystemExit, a green-thread timeout: not the backend's failure,
+        # but the flight must end, or every later reader of the key would wait forever.
+        with self._lock:
+            if self._flights.get(name) is flight:
+                del self._flights[name]
+            if self._idle_waiters:
+                self._idle.notify_all()
+        flight.finish(
+            None, BackendUnavailable(f"secret {name!r}: the fetch was interrupted ({type(exc).__name__})")
+        )
 
     def _complete(
         self,
@@ -259,7 +279,7 @@ class SecretStore:
         with self._lock:
             self._flights.pop(name, None)
             old = self._entries.get(name)
-            current = flight.epoch == self._epoch
+            current = flight.epoch == self._epoch_of(name)
             if secret is not None:
                 assert scheme is not None
                 counters = self._count(scheme)
@@ -279,7 +299,7 @@ class SecretStore:
                         self._evict_one()
                     self._entries[name] = entry
                     self._failures.pop(name, None)
-                if old is not None and _changed(old.secret, secret):
+                if current and old is not None and _changed(old.secret, secret):
                     counters.rotations += 1
                     rotated = (old.secret, list(self._subscribers.get(name, ())))
                 served = secret
@@ -296,7 +316,7 @@ class SecretStore:
                         if old is not None:
                             self._retire(name, old)
                         if self._timing.negative_ttl > 0:
-                            self._failures[name] = _Failure(error, now + self._timing.negative_ttl, 0)
+                            self._failures[name] = _Failure(fresh(error), now + self._timing.negative_ttl, 0)
                 else:
                     counters.errors += 1
                     outcome = "denied" if isinstance(error, AccessDenied) else "error"
@@ -308,11 +328,11 @@ class SecretStore:
                     ):
                         # A refusal is as lasting as an absence: remember it briefly, or every
                         # read of a denied name becomes a request to the backend.
-                        self._failures[name] = _Failure(error, now + self._timing.negative_ttl, 0)
+                        self._failures[name] = _Failure(fresh(error), now + self._timing.negative_ttl, 0)
                     if old is not None:
                         old.failures += 1
                         old.retry_at = now + self._timing.backoff(old.failures)
-                        old.last_error = error
+                        old.last_error = fresh(error)
                         if isinstance(error, BackendUnavailable) and now < old.stale_until:
                             served = old.secret
                             counters.stale_served += 1
@@ -320,7 +340,9 @@ class SecretStore:
                     elif current and isinstance(error, BackendUnavailable):
                         previous = self._failures.get(name)
                         failures = (previous.failures if previous else 0) + 1
-                        self._failures[name] = _Failure(error, now + self._timing.backoff(failures), failures)
+                        self._failures[name] = _Failure(
+                            fresh(error), now + self._timing.backoff(failures), failures
+                        )
             if self._idle_waiters:
                 self._idle.notify_all()
         flight.finish(served, None if served is not None else error)
@@ -406,21 +428,25 @@ class SecretStore:
         return secret, backend.scheme, fetched.ttl
 
     def _call_fetch(self, backend: Backend, ref: SecretRef, name: str) -> Fetched:
+        error: SecretkitError
         try:
             fetched = backend.fetch(ref)
         except SecretNotFound as exc:
-            raise SecretNotFound(name, backends=[backend.scheme], detail=exc.detail) from None
+            error = SecretNotFound(name, backends=[backend.scheme], detail=exc.detail)
         except SecretkitError as exc:
-            _wrap(exc, name, backend.scheme)  # already ours: fill in the name and backend only
-            raise
+            error = _sealed(_wrap(exc, name, backend.scheme))
         except Exception as exc:
-            raise _wrap(exc, name, backend.scheme) from exc
-        if not isinstance(fetched, Fetched):
-            raise BackendUnavailable(
-                f"secret {name!r}: the {backend.scheme} backend returned {type(fetched).__name__}, "
-                "not Fetched; this is a bug in the backend"
-            )
-        return fetched
+            error = _wrap(exc, name, backend.scheme)
+            error.__cause__ = _sealed(exc)
+        else:
+            if not isinstance(fetched, Fetched):
+                raise BackendUnavailable(
+                    f"secret {name!r}: the {backend.scheme} backend returned {type(fetched).__name__}, "
+                    "not Fetched; this is a bug in the backend"
+                )
+            return fetched
+        # Raised here, outside the except blocks, so no __context__ keeps the backend's frames.
+        raise error
 
     def backend_for(self, scheme: str) -> Backend:
         """The backend serving ``scheme``: the configured one, or one built now from the environment."""
@@ -467,7 +493,7 @@ class SecretStore:
         with self._lock:
             for name in names:
                 if name not in self._flights:
-                    mine[name] = self._flights[name] = Flight(self._epoch)
+                    mine[name] = self._flights[name] = Flight(self._epoch_of(name))
         groups: dict[str, list[tuple[str, SecretRef]]] = {}
         singles: list[str] = []
         for name in mine:
@@ -510,9 +536,12 @@ class SecretStore:
         try:
             results = backend.fetch_many(refs)  # type: ignore[attr-defined]
         except Exception as exc:
+            _sealed(exc)
             for name, _ in items:
-                err = exc if isinstance(exc, SecretkitError) else _wrap(exc, name, scheme)
-                if err is not exc:
+                if isinstance(exc, SecretkitError):
+                    err: BaseException = _wrap(fresh(exc), name, scheme)
+                else:
+                    err = _wrap(exc, name, scheme)
                     err.__cause__ = exc
                 self._settle(name, flights[name], None, err, reason, failures, started=started)
             return
@@ -524,9 +553,9 @@ class SecretStore:
                 elif isinstance(result, SecretNotFound):
                     raise SecretNotFound(name, backends=[scheme], detail=result.detail)
                 elif isinstance(result, SecretkitError):
-                    raise _wrap(result, name, scheme)
+                    raise _sealed(_wrap(fresh(result), name, scheme))
                 elif isinstance(result, Exception):
-                    raise _wrap(result, name, scheme) from result
+                    raise _wrap(result, name, scheme) from _sealed(result)
                 else:
                     fetched = result
                 value: Any = fetched.value if ref.field is None else _field(fetched, ref, name, scheme)
@@ -662,14 +691,16 @@ class SecretStore:
     def invalidate(self, name: str | None = None) -> None:
         """Forget ``name`` (or every secret), so the next read fetches it."""
         with self._lock:
-            self._epoch += 1
             if name is None:
+                self._generation += 1
+                self._key_generation.clear()
                 for key, entry in list(self._entries.items()):
                     self._retire(key, entry)
                 self._failures.clear()
                 self._queue.clear()
                 self._queued.clear()
             else:
+                self._key_generation[name] = self._key_generation.get(name, 0) + 1
                 found = self._entries.get(name)
                 if found is not None:
                     self._retire(name, found)
@@ -851,10 +882,32 @@ def _changed(old: Secret[Any], new: Secret[Any]) -> bool:
 def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
     assert ref.field is not None
     whole = Secret(str(ref.base), fetched.value, source=scheme, version=fetched.version)
+    error: SecretkitError
     try:
         return whole.field(ref.field).reveal()
     except SecretNotFound as exc:
-        raise SecretNotFound(name, backends=[scheme], detail=exc.detail) from None
+        error = SecretNotFound(name, backends=[scheme], detail=exc.detail)
+    except SecretkitError as exc:
+        error = _sealed(exc)
+    raise error
+
+
+def _sealed(err: BaseException) -> Any:
+    """``err`` with no traceback anywhere in its chain, and no hidden context.
+
+    Frames between a backend and the store hold raw responses and values in their locals;
+    error reporters that capture locals (Sentry does by default) would send them. Types
+    and messages, which say what went wrong, are kept.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        if current.__suppress_context__:
+            current.__context__ = None
+        current = current.__cause__ or current.__context__
+    return err
 
 
 def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:

@@ -404,10 +404,11 @@ class Clients:
         return client
 
     def _after_fork(self) -> None:
-        with self._lock:
-            if self._pid != os.getpid():
-                self._built = {}
-                self._pid = os.getpid()
+        # Replace the lock rather than take it: a parent thread may have held it at fork time.
+        self._lock = threading.Lock()
+        if self._pid != os.getpid():
+            self._built = {}
+            self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the clients built here (a client passed in belongs to its owner)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +130,7 @@ class GcpSecretManagerBackend:
         self._owns_client = not ready
         self._adc_project: str | None = None
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"GcpSecretManagerBackend(project={self.project!r}, endpoint={self.endpoint!r})"
@@ -176,6 +178,13 @@ class GcpSecretManagerBackend:
             client, self._client = self._client, None
         if client is not None:
             client.transport.close()  # type: ignore[no-untyped-call]
+
+    def _after_fork(self) -> None:
+        # gRPC channels do not survive fork, and the lock may be held by a parent thread that
+        # does not exist here: a channel this backend opened is rebuilt on first use.
+        self._lock = threading.Lock()
+        if self._owns_client:
+            self._client = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -376,3 +385,15 @@ def _crc32c_function() -> Callable[[bytes], int]:
     except ImportError:
         return _crc32c_python
     return google_crc32c.value  # type: ignore[no-any-return]
+
+
+_LIVE: weakref.WeakSet[GcpSecretManagerBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_LIVE):
+        backend._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 
 from .._backend import Fetched
-from .._errors import SecretNotFound
+from .._errors import SecretNotFound, fresh
 from .._refs import SecretRef
 
 __all__ = ["MemoryBackend"]
@@ -67,7 +67,7 @@ class MemoryBackend:
         if self.delay:
             time.sleep(self.delay)
         if failure is not None:
-            raise failure
+            raise fresh(failure)  # a copy each time: one instance would collect every caller's frames
         with self._lock:
             history = self._versions.get(ref.path)
             if not history:

@@ -330,7 +330,14 @@ class VaultBackend:
             response = self._request(ref, path, lambda: client.adapter.get(url, params=params or None))
         else:
             response = self._request(ref, path, lambda: client.write_data(path, data=params))
-        if not isinstance(response, Mapping) or response.get("data") is None:
+        if not isinstance(response, Mapping):
+            # A 200 that is not JSON (a proxy's page, say) is an outage, not an absence: the
+            # store keeps serving the last good credential.
+            raise BackendUnavailable(
+                f"secret {ref.path!r}: the vault backend got a response that is not Vault's JSON "
+                f"for {method} {path}; check VAULT_ADDR and any proxy in between"
+            )
+        if response.get("data") is None:
             raise SecretNotFound(ref.path, detail=f"Vault returned no data for {method} {path}")
         value = _value(response["data"], ref)
         lease_id = str(response.get("lease_id") or "")
