@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import timeit
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _rounds import interleaved  # noqa: E402
 from azure.keyvault.secrets import SecretClient  # noqa: E402
 
 from secretkit import SecretRef, SecretStore  # noqa: E402
@@ -32,20 +31,6 @@ from secretkit.backends.azure import AzureKeyVaultBackend  # noqa: E402
 from servers.azure_server import KeyVaultServer, StaticTokenCredential, free_port  # noqa: E402
 
 NAME = "bench-secret"
-
-
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each case, the cases taking turns (and turns rotating) every round."""
-    samples: dict[str, list[float]] = {label: [] for label in cases}
-    labels = list(cases)
-    for i in range(rounds):
-        shift = i % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            fn = cases[label]
-            started = time.perf_counter()
-            fn()
-            samples[label].append(time.perf_counter() - started)
-    return samples
 
 
 def report(title: str, samples: dict[str, list[float]], baseline: str) -> None:

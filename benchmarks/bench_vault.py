@@ -28,26 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _rounds import interleaved
+
 from secretkit import SecretRef, SecretStore
 from secretkit.backends.vault import TokenAuth, VaultBackend
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
 
 PATH = "bench/db"
 REF = f"vault://secret/{PATH}#password"
-
-
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each case, the cases taking turns (and turns rotating) every round."""
-    samples: dict[str, list[float]] = {label: [] for label in cases}
-    labels = list(cases)
-    for i in range(rounds):
-        shift = i % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            fn = cases[label]
-            started = time.perf_counter()
-            fn()
-            samples[label].append(time.perf_counter() - started)
-    return samples
 
 
 def report(title: str, samples: dict[str, list[float]], baseline: str) -> None:
