@@ -506,6 +506,27 @@ def test_a_backend_ttl_caps_the_life(clock: FakeClock) -> None:
     assert backend.calls == 2
 
 
+def test_a_value_past_its_backend_ttl_is_never_served_stale(clock: FakeClock) -> None:
+    """A leased or expiring value is not served stale past the end of its validity."""
+
+    class Leased(MemoryBackend):
+        def fetch(self, ref: SecretRef) -> Fetched:
+            f = super().fetch(ref)
+            return Fetched(f.value, f.version, ttl=30)
+
+    backend = Leased({"K": "lease-1"})
+    store = store_with(
+        backend, clock, ttl=20, refresh_ahead=1.0, max_stale=3600, backoff_base=1, backoff_max=2
+    )
+    store.get("K")
+    backend.fail(ConnectionError("down"))
+    clock.advance(21)  # past the store's TTL, inside the lease: served stale
+    assert store.get("K").reveal() == "lease-1"
+    clock.advance(10)  # past the lease
+    with pytest.raises(BackendUnavailable):
+        store.get("K")
+
+
 # -- statistics and events --------------------------------------------------------------
 
 

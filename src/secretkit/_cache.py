@@ -122,10 +122,17 @@ class Timing:
         return ttl * (1.0 - self.jitter * self.rng())
 
     def deadlines(self, now: float, backend_ttl: float | None) -> tuple[float, float, float]:
-        """``(refresh_at, expires_at, stale_until)`` for a value loaded at ``now``."""
+        """``(refresh_at, expires_at, stale_until)`` for a value loaded at ``now``.
+
+        A backend TTL is the value's own end of validity (a lease, an ``exp``): past it the
+        value is useless, so it is never served stale beyond it.
+        """
         life = self.life(backend_ttl)
         expires_at = now + life
-        return now + life * self.refresh_ahead, expires_at, expires_at + self.max_stale
+        stale_until = expires_at + self.max_stale
+        if backend_ttl is not None:
+            stale_until = min(stale_until, now + max(backend_ttl, 0.0))
+        return now + life * self.refresh_ahead, expires_at, stale_until
 
     def backoff(self, failures: int) -> float:
         """Seconds before the next attempt after ``failures`` failures in a row (capped, jittered)."""
