@@ -33,10 +33,20 @@ _pattern: re.Pattern[str] | None = None
 _installed = False
 
 
-def remember(value: object) -> None:
-    """Note a value so that redaction scrubs it (and the string leaves of a JSON value)."""
+def remember(value: object, parsed: object = None) -> None:
+    """Note a value so that redaction scrubs it (and the string leaves of a JSON value).
+
+    ``parsed``, when the caller has already parsed ``value`` as JSON, saves parsing it again.
+    """
     new: list[str] = []
-    _collect(value, new, depth=0)
+    if parsed is not None:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and len(value) >= MIN_LENGTH:
+            new.append(value)
+        _collect(parsed, new, depth=1)
+    else:
+        _collect(value, new, depth=0)
     if not new:
         return
     global _pattern

@@ -122,8 +122,8 @@ class Secret(_Redacted, Generic[T]):
 
     def field(self, path: str) -> Secret[Any]:
         """The secret at ``path`` (``"a.b"``; digits index lists) of this JSON secret."""
-        value = _field_value(self._value, path)  # type: ignore[attr-defined]
-        if isinstance(value, _Missing):
+        _, value = field_value(self._value, path)  # type: ignore[attr-defined]
+        if isinstance(value, Missing):
             # Raised here, where no local holds the value (error reporters capture locals).
             if value.part is None:
                 raise ConfigurationError(
@@ -144,27 +144,31 @@ class Secret(_Redacted, Generic[T]):
         )
 
 
-class _Missing:
+class Missing:
+    """What :func:`field_value` gives when the path is absent (``part``) or the value is not JSON."""
+
     __slots__ = ("part",)
 
     def __init__(self, part: str | None) -> None:
         self.part = part  # the missing key, or None when the value is not JSON
 
 
-def _field_value(value: Any, path: str) -> Any:
+def field_value(value: Any, path: str) -> tuple[Any, Any]:
+    """``(document, value at path)``: the parsed document, and the value or a :class:`Missing`."""
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value)
         except ValueError:
-            return _Missing(None)
+            return None, Missing(None)
+    document = value
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return _Missing(part)
-    return value
+            return document, Missing(part)
+    return document, value
 
 
 class LiveSecret(_Redacted, Generic[T]):

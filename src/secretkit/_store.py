@@ -26,9 +26,9 @@ from ._errors import (
     fresh,
 )
 from ._events import AccessEvent, Counters, Outcome
-from ._redact import redact
+from ._redact import redact, remember
 from ._refs import SecretRef, looks_like_reference, parse_reference
-from ._secret import LiveSecret, Secret
+from ._secret import LiveSecret, Missing, Secret, field_value
 
 __all__ = ["RotateCallback", "SecretStore"]
 
@@ -881,15 +881,20 @@ def _changed(old: Secret[Any], new: Secret[Any]) -> bool:
 
 def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
     assert ref.field is not None
-    whole = Secret(str(ref.base), fetched.value, source=scheme, version=fetched.version)
-    error: SecretkitError
-    try:
-        return whole.field(ref.field).reveal()
-    except SecretNotFound as exc:
-        error = SecretNotFound(name, backends=[scheme], detail=exc.detail)
-    except SecretkitError as exc:
-        error = _sealed(exc)
-    raise error
+    # One parse serves both the field and redaction; no intermediate Secret for the document.
+    document, value = field_value(fetched.value, ref.field)
+    if isinstance(value, Missing):
+        del document  # a traceback with locals must not find the parsed secret in this frame
+        if value.part is None:
+            err = ConfigurationError(
+                f"secret {str(ref.base)!r} is not JSON, so it has no field {ref.field!r}; "
+                "drop the #field or store the secret as a JSON object"
+            )
+            err.name, err.backend = name, scheme
+            raise err
+        raise SecretNotFound(name, backends=[scheme], detail=f"the JSON secret has no key {value.part!r}")
+    remember(fetched.value, document)  # the other fields are secrets too
+    return value
 
 
 def _sealed(err: BaseException) -> Any:
