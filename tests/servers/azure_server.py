@@ -32,12 +32,15 @@ from dataclasses import dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import trustme
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 from azure.keyvault.secrets import SecretClient
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; the package supports 3.10
 
 __all__ = [
     "API_VERSIONS",
@@ -197,7 +200,42 @@ class _Error(Exception):
         return {"error": error}
 
 
-class KeyVaultServer:
+class _Served:
+    """Starts and stops one threaded server on ``self.port``; subclasses name handler and TLS."""
+
+    port: int
+    _handler: type[BaseHTTPRequestHandler]
+    _thread_name: str
+    _tls: ssl.SSLContext | None = None
+    _httpd: _HTTPSServer | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        if self._httpd is None:
+            httpd = _HTTPSServer(("127.0.0.1", self.port), self._handler, self, self._tls)
+            self._httpd = httpd
+            self._thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=self._thread_name,
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop answering and drop open connections (state stays for the next start)."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        httpd.drop_connections()
+        if self._thread is not None:
+            self._thread.join(5)
+
+
+class KeyVaultServer(_Served):
     """Key Vault's secrets REST API on ``https://127.0.0.1:<port>``, with its own test CA.
 
     Each ``Host`` is a separate vault (``127.0.0.1`` and ``localhost`` are two vaults on one
@@ -215,11 +253,12 @@ class KeyVaultServer:
         self.ca.cert_pem.write_to_path(self.ca_path)
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ca.issue_cert("127.0.0.1", "localhost", "*.vault.azure.net").configure_cert(self._tls)
+        self._handler, self._thread_name = _KeyVaultHandler, "test-keyvault"
         self._vaults: dict[str, _Vault] = {}
         self._faults: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
-        self._httpd: _HTTPSServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd = None
+        self._thread = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -237,28 +276,6 @@ class KeyVaultServer:
         """TLS connections accepted since the last start (a client reusing one adds none)."""
         httpd = self._httpd
         return httpd.accepted if httpd is not None else 0
-
-    def start(self) -> KeyVaultServer:
-        if self._httpd is not None:
-            return self
-        httpd = _HTTPSServer(("127.0.0.1", self.port), _KeyVaultHandler, self, self._tls)
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="test-keyvault", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop answering and drop open connections (the secrets stay for the next start)."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        httpd.drop_connections()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def close(self) -> None:
         self.stop()
@@ -631,7 +648,7 @@ class _KeyVaultHandler(_Handler):
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch
 
 
-class LoopbackGateway:
+class LoopbackGateway(_Served):
     """Plain-HTTP helpers on loopback that stand in for the rest of an Azure host.
 
     * ``GET /msi/token``: the App Service managed-identity endpoint (set ``IDENTITY_ENDPOINT``
@@ -644,11 +661,12 @@ class LoopbackGateway:
     def __init__(self, vault_port: int, port: int | None = None) -> None:
         self.vault_port = vault_port
         self.port = port or free_port()
+        self._handler, self._thread_name = _GatewayHandler, "test-gateway"
         self.identity_header = uuid.uuid4().hex
         self.token_requests: list[str] = []
         self.tunnels: list[str] = []
-        self._httpd: _HTTPSServer | None = None
-        self._thread: threading.Thread | None = None
+        self._httpd = None
+        self._thread = None
 
     @property
     def proxy_url(self) -> str:
@@ -667,26 +685,6 @@ class LoopbackGateway:
             "NO_PROXY": "127.0.0.1,localhost",
             "REQUESTS_CA_BUNDLE": ca_path,
         }
-
-    def start(self) -> LoopbackGateway:
-        if self._httpd is None:
-            httpd = _HTTPSServer(("127.0.0.1", self.port), _GatewayHandler, self, None)
-            self._httpd = httpd
-            self._thread = threading.Thread(
-                target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="test-gateway", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        httpd.shutdown()
-        httpd.server_close()
-        httpd.drop_connections()
-        if self._thread is not None:
-            self._thread.join(5)
 
     def __enter__(self) -> LoopbackGateway:
         return self.start()
