@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, WireLog
 
 
 @pytest.fixture(scope="session")
@@ -115,3 +115,9 @@ def iam_world() -> Iterator[IamWorld]:
             world.keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
         server.enforce_iam()
         yield world
+
+
+@pytest.fixture
+def wire() -> WireLog:
+    """Counts the requests a client sends, by operation (attach it with ``wire.attach(client)``)."""
+    return WireLog()

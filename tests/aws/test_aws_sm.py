@@ -52,11 +52,6 @@ def backend(moto: MotoServer) -> Iterator[AwsSecretsManagerBackend]:
 
 
 @pytest.fixture
-def wire() -> WireLog:
-    return WireLog()
-
-
-@pytest.fixture
 def counted(moto: MotoServer, wire: WireLog) -> AwsSecretsManagerBackend:
     """A backend whose every request on the wire is counted by ``wire``."""
     return AwsSecretsManagerBackend(client=wire.attach(moto.client("secretsmanager")))

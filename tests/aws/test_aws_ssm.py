@@ -32,11 +32,6 @@ def backend(moto: MotoServer) -> Iterator[AwsParameterStoreBackend]:
 
 
 @pytest.fixture
-def wire() -> WireLog:
-    return WireLog()
-
-
-@pytest.fixture
 def counted(moto: MotoServer, wire: WireLog) -> AwsParameterStoreBackend:
     """A backend whose every request on the wire is counted by ``wire``."""
     return AwsParameterStoreBackend(client=wire.attach(moto.client("ssm")))
