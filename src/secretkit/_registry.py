@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigurationError, InvalidReference
+from ._refs import looks_like_reference
 
-__all__ = ["KNOWN_BACKENDS", "BackendSpec", "backend_class", "known_schemes"]
+__all__ = ["KNOWN_BACKENDS", "BackendSpec", "backend_class", "is_reference", "known_schemes"]
 
 ENTRY_POINT_GROUP = "secretkit.backends"
 
@@ -67,6 +68,17 @@ def known_schemes() -> frozenset[str]:
 
 def is_known(scheme: str) -> bool:
     return scheme in KNOWN_BACKENDS or scheme in _load_entry_points()
+
+
+def is_reference(value: object) -> bool:
+    """True for a ``str`` shaped ``scheme://...`` whose scheme a backend serves.
+
+    Only known schemes count, so ``postgres://user@host/db`` in a variable stays a value.
+    """
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    scheme = looks_like_reference(value)
+    return scheme is not None and is_known(scheme)
 
 
 def backend_class(scheme: str) -> type[Any]:

@@ -385,10 +385,9 @@ class SecretStore:
                 tried.append(backend.scheme)
                 continue
             value = fetched.value
-            if isinstance(value, str):
-                scheme = looks_like_reference(value)
-                if scheme is not None and _registry.is_known(scheme):
-                    return self._follow(name, backend.scheme, value)
+            if _registry.is_reference(value):
+                assert isinstance(value, str)
+                return self._follow(name, backend.scheme, value)
             return (
                 Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow()),
                 backend.scheme,
@@ -406,14 +405,11 @@ class SecretStore:
         if not self._allowed_ref(ref):
             raise self._denied(name, f"it points to {str(ref.base)!r}")
         secret, scheme, backend_ttl = self._fetch_ref(ref, name)
-        value = secret.reveal()
-        if isinstance(value, str):
-            inner = looks_like_reference(value)
-            if inner is not None and _registry.is_known(inner):
-                raise InvalidReference(
-                    f"secret {name!r} (from {via}) points to {str(ref)!r}, which holds another "
-                    "reference; secretkit follows one level: point to the secret itself"
-                )
+        if _registry.is_reference(secret.reveal()):
+            raise InvalidReference(
+                f"secret {name!r} (from {via}) points to {str(ref)!r}, which holds another "
+                "reference; secretkit follows one level: point to the secret itself"
+            )
         return secret, scheme, backend_ttl
 
     def _fetch_ref(self, ref: SecretRef, name: str) -> tuple[Secret[Any], str, float | None]:

@@ -320,12 +320,7 @@ def _kind(value: object) -> str:
     return "json"
 
 
-def _is_reference(value: str) -> bool:
-    """True for ``scheme://...`` with a scheme a backend serves (``postgres://`` stays a value)."""
-    if "://" not in value:
-        return False
-    scheme = looks_like_reference(value)
-    return scheme is not None and _registry.is_known(scheme)
+_is_reference = _registry.is_reference
 
 
 def _metadata(secret: Secret[Any]) -> dict[str, Any]:

@@ -443,8 +443,7 @@ class SecretkitSettingsSource(PydanticBaseEnvSettingsSource):
                     # An env_file entry: like a name in the store's chain, a reference held
                     # there is followed (one level).
                     target = secret.reveal()
-                    scheme = looks_like_reference(target) if isinstance(target, str) else None
-                    if scheme is not None and _registry.is_known(scheme):
+                    if _registry.is_reference(target):
                         return target, input_key, store.get(target)
                 return store_key, input_key, secret
             except SecretNotFound:
