@@ -75,7 +75,7 @@ class Secret(_Redacted, Generic[T]):
     ``fetched_at`` are safe to show.
     """
 
-    __slots__ = ("_value", "fetched_at", "name", "source", "version")
+    __slots__ = ("_registered", "_value", "fetched_at", "name", "source", "version")
 
     name: str
     source: str | None
@@ -90,6 +90,7 @@ class Secret(_Redacted, Generic[T]):
         source: str | None = None,
         version: str | None = None,
         fetched_at: datetime | None = None,
+        register: bool = True,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "_value", value)
@@ -97,7 +98,20 @@ class Secret(_Redacted, Generic[T]):
         set_(self, "source", source)
         set_(self, "version", version)
         set_(self, "fetched_at", fetched_at or datetime.now(timezone.utc))
-        _redact.remember(value)
+        set_(self, "_registered", False)
+        if register:
+            self._register()
+
+    def _register(self) -> None:
+        """Make log redaction scrub this value (idempotent).
+
+        Plain configuration read through ``getenv``/``environ`` is built unregistered, so
+        ``production`` or ``8080`` stays readable in logs; anything handed out as a secret
+        is registered before it is returned.
+        """
+        if not self._registered:  # type: ignore[has-type]
+            object.__setattr__(self, "_registered", True)
+            _redact.remember(self._value)  # type: ignore[attr-defined]
 
     def reveal(self) -> T:
         """The value. Keep what this returns out of logs, errors and responses."""
