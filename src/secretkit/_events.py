@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["AccessEvent", "Counters"]
+__all__ = ["AccessEvent", "Counters", "FetchObserver", "FetchSpan", "observers"]
 
 Outcome = Literal["hit", "stale", "loaded", "refreshed", "not_found", "denied", "error"]
 
@@ -39,3 +40,25 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+class FetchSpan(Protocol):
+    """One backend call (a fetch or a batch) in progress, as an observer sees it."""
+
+    def end(self, outcome: Outcome, version: str | None, error: BaseException | None) -> None: ...
+
+
+class FetchObserver(Protocol):
+    """Told about every backend call a store makes: never about cache hits.
+
+    ``start`` runs in the thread that makes the call, inside the caller's context
+    (``contextvars`` are carried into the store's worker threads), so a tracer can make
+    the call's span a child of the caller's span.
+    """
+
+    def start(self, backend: str, names: Sequence[str], reason: str) -> FetchSpan: ...
+
+
+#: Installed observers (telemetry, audit). Empty unless an application enables them, so a
+#: store pays one truth test per backend call and nothing on a hit.
+observers: list[FetchObserver] = []
