@@ -1,0 +1,116 @@
+"""The fault-injecting proxy itself: each mode does what the network tests rely on."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from servers.faultproxy import FaultProxy
+
+REPLY = b"0123456789" * 4
+
+
+class _Reply(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while self.request.recv(1024):
+            self.request.sendall(REPLY)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    """A TCP server answering every chunk it receives with 40 bytes."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Reply)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def proxy(upstream: int) -> Iterator[FaultProxy]:
+    with FaultProxy("127.0.0.1", upstream) as running:
+        yield running
+
+
+def _ask(proxy: FaultProxy, timeout: float = 2.0) -> tuple[bytes, float]:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout) as sock:
+        sock.sendall(b"ping")
+        got = b""
+        while len(got) < len(REPLY):
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            got += chunk
+    return got, time.monotonic() - started
+
+
+def test_pass_forwards_both_ways(proxy: FaultProxy) -> None:
+    """In pass mode the client gets the server's whole reply, and the proxy counts the request."""
+    got, _ = _ask(proxy)
+    assert got == REPLY
+    assert proxy.connections == 1
+    assert proxy.requests == 1
+
+
+def test_latency_delays_each_reply(proxy: FaultProxy) -> None:
+    """Latency N ms delays the reply by at least N ms."""
+    proxy.set("latency", 150)
+    got, took = _ask(proxy)
+    assert got == REPLY
+    assert took >= 0.15
+
+
+def test_blackhole_holds_then_delivers_after_pass(proxy: FaultProxy) -> None:
+    """A blackholed connection is accepted but silent; once back to pass, the held reply arrives."""
+    proxy.set("blackhole")
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=0.3) as sock:
+        sock.sendall(b"ping")
+        with pytest.raises(TimeoutError):
+            sock.recv(1024)
+        proxy.set("pass")
+        sock.settimeout(2.0)
+        assert sock.recv(1024)
+
+
+def test_reset_cuts_held_and_new_connections(proxy: FaultProxy) -> None:
+    """Switching to reset aborts an open connection, and new ones are reset on accept."""
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=2.0) as held:
+        held.sendall(b"ping")
+        assert held.recv(1024)
+        proxy.set("reset")
+        with pytest.raises(ConnectionResetError):
+            held.sendall(b"ping")
+            held.recv(1024)
+            held.recv(1024)
+    with pytest.raises((ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        _ask(proxy)
+
+
+def test_drip_sends_one_byte_at_a_time(proxy: FaultProxy) -> None:
+    """Drip at 10 ms per byte makes a 40-byte reply take at least 0.3 s."""
+    proxy.set("drip", 10)
+    got, took = _ask(proxy)
+    assert got == REPLY
+    assert took >= 0.3
+
+
+def test_close_after_cuts_the_reply(proxy: FaultProxy) -> None:
+    """close_after N delivers N bytes of reply, then closes the connection."""
+    proxy.set("close_after", 7)
+    got, _ = _ask(proxy)
+    assert got == REPLY[:7]
+
+
+def test_fault_context_returns_to_pass(proxy: FaultProxy) -> None:
+    """``with proxy.fault(mode)`` restores pass mode on exit."""
+    with proxy.fault("latency", 5):
+        assert proxy.mode == "latency"
+    assert proxy.mode == "pass"
+    assert _ask(proxy)[0] == REPLY
