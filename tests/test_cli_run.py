@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from secretkit import cli
-from secretkit.cli import Masker, mask_values
+from secretkit.cli._masking import Masker, mask_values
 from servers.openbao_server import OpenBaoServer
 from test_cli import (
     API_KEY,

@@ -1,0 +1,56 @@
+"""``secretkit check``: a preflight that resolves each secret and reports its status, never its value."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from .._api import default_store
+from ._exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from ._output import print_error
+from ._resolve import references_in_environment, resolve_all
+from ._settings import check_settings
+from ._status import StatusRow, status_row
+
+
+def command(args: argparse.Namespace) -> int:
+    store = default_store()
+    names: list[str] = list(args.names)
+    rows: list[StatusRow] = []
+    if args.settings:
+        rows.extend(check_settings(args.settings))
+    elif not names:
+        names = sorted(references_in_environment())
+        if not names:
+            raise CliError(
+                "nothing to check: give NAMES or --settings pkg.module:Class "
+                "(no environment variable or ./.env entry holds a reference)",
+                EXIT_USAGE,
+            )
+    resolved, failures = resolve_all(store, names)
+    rows.extend(status_row(name, resolved.get(name), failures.get(name)) for name in dict.fromkeys(names))
+    failed = [row for row in rows if row.failed]
+    if args.json:
+        print(json.dumps({"ok": not failed, "secrets": [row.as_json() for row in rows]}, indent=2))
+    else:
+        _print_check_table(rows)
+        for row in failed:
+            print_error(f"{row.field or row.name}: {row.error or row.status}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_check_table(rows: Sequence[StatusRow]) -> None:
+    with_fields = any(row.field is not None for row in rows)
+    header = ["FIELD"] if with_fields else []
+    header += ["NAME", "STATUS", "SOURCE", "VERSION"]
+    table = [header]
+    for row in rows:
+        cells = [row.field or "-"] if with_fields else []
+        cells += [row.name, row.status, row.source or "-", row.version or "-"]
+        table.append(cells)
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for cells in table:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+    ok = sum(1 for row in rows if not row.failed)
+    print(f"{len(rows)} checked: {ok} ok, {len(rows) - ok} failed")

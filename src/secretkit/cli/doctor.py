@@ -1,0 +1,182 @@
+"""``secretkit doctor``: the chain, the extras, the backends and where each name comes from."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from .._api import default_store
+from .._errors import (
+    ConfigurationError,
+    SecretNotFound,
+)
+from .._refs import SecretRef, looks_like_reference
+from .._store import SecretStore
+from ._exits import EXIT_FAILED, EXIT_OK
+from ._inventory import backends_report, extras_report
+from ._output import error_message
+from ._probes import check_reachability
+from ._resolve import is_reference, references_in_environment, resolve_all
+from ._status import status_row
+
+
+def command(args: argparse.Namespace) -> int:
+    from .. import __version__
+
+    store = default_store()
+    problems: list[str] = []
+    try:
+        references = references_in_environment()
+    except ConfigurationError as exc:  # a malformed ./.env is a finding, not the end of the report
+        problems.append(error_message(exc))
+        references = references_in_environment(dotenv=False)
+    chain = [{"scheme": b.scheme, "detail": _describe_backend(b)} for b in store.backends]
+    extras = extras_report()
+    backends = backends_report(references)
+    check_reachability(backends, args.timeout, references)
+    for report in backends:
+        if report.referenced_by and not report.installed:
+            problems.append(
+                f"{', '.join(report.referenced_by)} use {report.scheme}://, but that backend is not installed"
+                + (f': pip install "secretkit[{report.extra}]"' if report.extra else "")
+            )
+        if report.reach is not None and not report.reach.ok:
+            problems.append(
+                f"{report.scheme}: {report.reach.target} is not reachable ({report.reach.detail})"
+            )
+    traces = [_trace(name, store) for name in args.names]
+    for trace in traces:
+        if trace["status"] != "ok":
+            problems.append(f"{trace['name']}: {trace['error'] or trace['status']}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "secretkit": __version__,
+                    "python": sys.version.split()[0],
+                    "chain": chain,
+                    "extras": extras,
+                    "backends": [b.as_json() for b in backends],
+                    "references": sorted(references),
+                    "names": traces,
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
+        return EXIT_FAILED if problems else EXIT_OK
+    print(f"secretkit {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
+    print()
+    print("chain for plain names (first that has a name wins):")
+    for i, item in enumerate(chain, 1):
+        print(f"  {i}. {item['scheme']:<8} {item['detail']}")
+    print()
+    print("extras:")
+    for extra, packages in extras.items():
+        shown = ", ".join(f"{dist} {ver}" if ver else f"{dist} missing" for dist, ver in packages.items())
+        state = "installed" if all(packages.values()) else f'not installed (pip install "secretkit[{extra}]")'
+        print(f"  {extra:<9} {state}: {shown}")
+    print()
+    print("backends:")
+    for report in backends:
+        installed = "installed" if report.installed else "not installed"
+        print(f"  {report.scheme:<9} {installed}")
+        if report.configured:
+            print(f"            configured: {', '.join(report.configured)}")
+        if report.referenced_by:
+            print(f"            referenced by: {', '.join(report.referenced_by)}")
+        if report.note:
+            print(f"            {report.note}")
+        if report.reach is not None:
+            state = "reachable" if report.reach.ok else "NOT reachable"
+            print(f"            {state}: {report.reach.target} ({report.reach.detail})")
+    for trace in traces:
+        print()
+        _print_trace(trace)
+    print()
+    if problems:
+        print(f"{len(problems)} problem(s):")
+        for problem in problems:
+            print(f"  - {problem}")
+        return EXIT_FAILED
+    print("no problems found")
+    return EXIT_OK
+
+
+def _describe_backend(backend: Any) -> str:
+    from ..backends.dotenv import DotenvBackend
+    from ..backends.env import EnvBackend
+    from ..backends.files import FileBackend
+
+    if isinstance(backend, EnvBackend):
+        return f"process environment ({len(os.environ)} variables; NAME_FILE points to a file)"
+    if isinstance(backend, DotenvBackend):
+        return f"{backend.path} ({'present' if backend.path.is_file() else 'absent'})"
+    if isinstance(backend, FileBackend):
+        return f"{backend.root} ({'present' if backend.root.is_dir() else 'absent'})"
+    return repr(backend)
+
+
+def _trace(name: str, store: SecretStore) -> dict[str, Any]:
+    """Where ``name`` is found in the chain, which backend wins, and what it resolves to."""
+    sources: list[dict[str, Any]] = []
+    winner: str | None = None
+    points_to: str | None = None
+    if "://" in name and looks_like_reference(name):
+        points_to = name
+    else:
+        for backend in store.backends:
+            entry: dict[str, Any] = {"backend": backend.scheme, "found": False}
+            try:
+                fetched = backend.fetch(SecretRef(backend.scheme, name))
+            except SecretNotFound:
+                pass
+            except Exception as exc:  # reported per backend
+                entry["error"] = error_message(exc)
+            else:
+                entry["found"] = True
+                if isinstance(fetched.value, str) and is_reference(fetched.value):
+                    # A reference is a pointer, not a value: safe to show, and what a user needs to see.
+                    entry["reference"] = fetched.value
+                if winner is None:
+                    winner = backend.scheme
+                    points_to = entry.get("reference")
+            sources.append(entry)
+    resolved, failures = resolve_all(store, [name])
+    row = status_row(name, resolved.get(name), failures.get(name))
+    return {
+        "name": name,
+        "sources": sources,
+        "winner": winner,
+        "reference": points_to,
+        "status": row.status.replace(" ", "_"),
+        "source": row.source,
+        "version": row.version,
+        "error": row.error,
+    }
+
+
+def _print_trace(trace: Mapping[str, Any]) -> None:
+    print(f"{trace['name']}:")
+    for entry in trace["sources"]:
+        if entry.get("error"):
+            state = f"error: {entry['error']}"
+        elif entry["found"]:
+            state = "has it"
+            if entry.get("reference"):
+                state += f" (a reference to {entry['reference']})"
+        else:
+            state = "-"
+        mark = "  <- wins" if trace["winner"] == entry["backend"] and entry["found"] else ""
+        print(f"  {entry['backend']:<8} {state}{mark}")
+    status = trace["status"].replace("_", " ")
+    line = f"  resolves: {status}"
+    if trace["status"] == "ok":
+        line += f" from {trace['source']}" + (f", version {trace['version']}" if trace["version"] else "")
+    elif trace["error"]:
+        line += f" ({trace['error']})"
+    print(line)

@@ -1,0 +1,137 @@
+"""``secretkit run``: a command started with references resolved into its environment, output masked."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+from typing import IO
+
+from .._api import default_store
+from ._exits import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_COMMAND_NOT_FOUND,
+    EXIT_CONFIG,
+    EXIT_USAGE,
+    PROG,
+    CliError,
+    classify,
+)
+from ._masking import Masker, mask_values
+from ._output import error_message, print_error
+from ._resolve import as_text, is_reference, read_env_file, resolve_all
+from ._signals import SignalForwarder
+
+
+def command(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        raise CliError(f"run needs a command: {PROG} run [--env-file FILE] -- CMD ARGS...", EXIT_USAGE)
+    env = dict(os.environ)
+    for path in args.env_file:
+        env.update(read_env_file(path))
+    refs = {var: value for var, value in env.items() if is_reference(value)}
+    resolved, failures = resolve_all(default_store(), list(refs.values()))
+    failed = [(var, failures[refs[var]]) for var in sorted(refs) if refs[var] in failures]
+    if failed:
+        for var, exc in failed:
+            print_error(f"{var}: {error_message(exc)}")
+        return classify(failed[0][1])[1]
+    injected: list[object] = []
+    for var, ref in refs.items():
+        value = resolved[ref].reveal()
+        text = as_text(value)
+        if "\0" in text:
+            raise CliError(
+                f"{var}: the secret {ref!r} contains a NUL character, which an environment variable "
+                "cannot hold; pick a #field or store it without NUL",
+                EXIT_CONFIG,
+            )
+        env[var] = text
+        injected.append(value)
+    masker = None if args.no_mask else Masker(mask_values(injected))
+    return _spawn(argv, env, masker)
+
+
+def _spawn(argv: list[str], env: dict[str, str], masker: Masker | None) -> int:
+    pipe = subprocess.PIPE if masker is not None else None
+    forwarder = SignalForwarder()
+    forwarder.install()
+    try:
+        try:
+            proc = subprocess.Popen(argv, env=env, stdout=pipe, stderr=pipe)  # noqa: S603 - the user's command
+        except FileNotFoundError:
+            raise CliError(f"command not found: {argv[0]}", EXIT_COMMAND_NOT_FOUND) from None
+        except PermissionError:
+            raise CliError(f"cannot execute {argv[0]}: permission denied", EXIT_CANNOT_EXECUTE) from None
+        except OSError as exc:
+            raise CliError(f"cannot execute {argv[0]}: {exc.strerror or exc}", EXIT_CANNOT_EXECUTE) from None
+        forwarder.attach(proc)
+        pumps: list[threading.Thread] = []
+        if masker is not None:
+            assert proc.stdout is not None and proc.stderr is not None
+            pumps = [
+                _start_pump(proc.stdout, sys.stdout, masker.clone()),
+                _start_pump(proc.stderr, sys.stderr, masker.clone()),
+            ]
+        code = _wait(proc)
+        # Output still in the pipes (or written by a child that outlives the command) is
+        # passed on, masked, until every writer has closed them: as a shell pipeline would.
+        for pump in pumps:
+            pump.join()
+    finally:
+        forwarder.restore()
+    return 128 - code if code < 0 else code
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    # Not a bare proc.wait(): the kernel may deliver a signal to a pump thread, and Python runs
+    # handlers only when the main thread runs bytecode, which a blocking waitpid() never does.
+    while True:
+        try:
+            return proc.wait(timeout=0.25)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _start_pump(source: IO[bytes], target: IO[str] | None, masker: Masker) -> threading.Thread:
+    thread = threading.Thread(target=_pump, args=(source, target, masker), name="secretkit-mask", daemon=True)
+    thread.start()
+    return thread
+
+
+def _pump(source: IO[bytes], target: IO[str] | None, masker: Masker) -> None:
+    out: IO[bytes] | None = getattr(target, "buffer", None)
+    fd = source.fileno()
+    try:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            if not _emit(out, masker.feed(data)):
+                # Our reader has gone: closing the pipe lets the child see EPIPE/SIGPIPE
+                # as it would without us in between, instead of writing into a void forever.
+                return
+        _emit(out, masker.flush())
+    finally:
+        source.close()
+
+
+def _emit(out: IO[bytes] | None, data: bytes) -> bool:
+    if out is None:
+        return True
+    if not data:
+        return True
+    try:
+        out.write(data)
+        out.flush()
+    except (OSError, ValueError):
+        return False
+    return True
