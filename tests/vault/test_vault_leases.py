@@ -63,7 +63,11 @@ def test_pki_lease_sets_the_ttl_and_a_new_certificate_comes_before_expiry(
 ) -> None:
     """A leased certificate lives as long as its lease, not the store's TTL; a new one comes before expiry."""
     clock = FakeClock()
-    backend = make_backend(clock=clock, auth=TokenAuth(minimal_token(vault, f"{pki}/issue/web", "update")))
+    backend = make_backend(
+        clock=clock,
+        auth=TokenAuth(minimal_token(vault, f"{pki}/issue/web", "update")),
+        post_paths={f"{pki}/issue/*": ["common_name"]},
+    )
     store = SecretStore([backend], ttl=3600, jitter=0.0, clock=clock)
     name = f"vault://{pki}/issue/web?engine=generic&method=POST&common_name=app.example.com"
     first = store.get(name)
@@ -97,7 +101,7 @@ def test_pki_lease_sets_the_ttl_and_a_new_certificate_comes_before_expiry(
 
 def test_fetched_ttl_is_the_lease_duration(pki: str, make_backend: MakeBackend) -> None:
     """The backend reports the lease's duration as the value's TTL, and the lease id as its version."""
-    fetched = make_backend().fetch(
+    fetched = make_backend(post_paths={f"{pki}/issue/*": ["common_name"]}).fetch(
         SecretRef.parse(f"vault://{pki}/issue/web?engine=generic&method=POST&common_name=ttl.example.com")
     )
     assert fetched.ttl is not None and 0 < fetched.ttl <= LEASE
@@ -109,7 +113,7 @@ def test_fields_of_one_leased_credential_come_from_the_same_lease(
     pki: str, make_backend: MakeBackend
 ) -> None:
     """Two #fields of one dynamic reference read the same certificate, not one certificate each."""
-    store = SecretStore([make_backend()])
+    store = SecretStore([make_backend(post_paths={f"{pki}/issue/*": ["common_name"]})])
     base = f"vault://{pki}/issue/web?engine=generic&method=POST&common_name=pair.example.com"
     certificate = store.get(base + "#certificate").reveal()
     chain = json.loads(store.get(base).reveal())

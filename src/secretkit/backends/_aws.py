@@ -42,14 +42,15 @@ __all__ = [
 T = TypeVar("T")
 
 # Connection and read timeouts, and the retries botocore makes before we see an error.
-# botocore's defaults (60 s timeouts, 5 legacy attempts) can hold a reader for minutes
-# against an endpoint that drops packets. Past its TTL a read waits on the fetch, so we
-# keep the worst case to seconds and let the store's stale-if-error and backoff do the
-# rest; a second retry loop of ours on top of botocore's would only multiply the wait.
+# botocore's defaults (60 s timeouts, 5 legacy attempts) can hold a fetch for minutes
+# against an endpoint that drops packets. The store gives every fetch a total deadline
+# (5 s by default) and stops waiting there; these keep botocore's own worst case near it
+# (one retry for a blip: 2 attempts of at most 2 s connect + 3 s per read), so an abandoned
+# attempt does not linger in its worker thread long after the caller has moved on.
 DEFAULT_CONFIG: dict[str, Any] = {
     "connect_timeout": 2,
-    "read_timeout": 5,
-    "retries": {"mode": "standard", "total_max_attempts": 3},
+    "read_timeout": 3,
+    "retries": {"mode": "standard", "total_max_attempts": 2},
 }
 
 NOT_FOUND = frozenset({"ResourceNotFoundException", "ParameterNotFound", "ParameterVersionNotFound"})
@@ -449,6 +450,8 @@ class AwsBackendBase:
     """
 
     scheme: str
+    #: The query options a reference may carry; the store refuses others before asking AWS.
+    options: frozenset[str]
     service: str
     label: str
     batch_size: int

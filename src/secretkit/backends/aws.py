@@ -41,6 +41,7 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     """
 
     scheme = "aws-sm"
+    options = frozenset(_OPTIONS)
 
     service = _SERVICE
     label = _LABEL

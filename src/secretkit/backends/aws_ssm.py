@@ -38,6 +38,7 @@ class AwsParameterStoreBackend(_aws.AwsBackendBase):
     """
 
     scheme = "aws-ssm"
+    options = frozenset(_OPTIONS)
 
     service = _SERVICE
     label = _LABEL

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fnmatch
 import json
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -53,11 +54,18 @@ log = logging.getLogger("secretkit.vault")
 #: A token or a lease is renewed when this fraction of its life has passed (as Vault Agent does).
 RENEW_AT = 2.0 / 3.0
 DEFAULT_ADDR = "https://127.0.0.1:8200"  # the vault CLI's default
+# Per-socket timeouts (requests applies them to the connect and to each read, not to the
+# whole request). hvac's default of 30 s let one dripping response hold a caller for
+# minutes; the store's total deadline (5 s by default) bounds the caller, and these keep
+# an attempt the store has given up on from lingering in its worker thread much longer.
+DEFAULT_TIMEOUT = 3.0
+CONNECT_TIMEOUT = 2.0
 
 _KV_OPTIONS = frozenset({"engine", "version", "key", "encoding"})
-# Options of an engine=generic reference that configure secretkit; every other one is
-# sent to Vault as a request parameter.
+# Options of an engine=generic reference that configure secretkit; the others it accepts
+# (version=, and the parameters of opted-in writes) are sent to Vault as request parameters.
 _GENERIC_OPTIONS = frozenset({"engine", "method", "key", "encoding"})
+_OPTIONS = _KV_OPTIONS | _GENERIC_OPTIONS
 _TRUE = frozenset({"1", "t", "true"})
 
 _BACKENDS: weakref.WeakSet[VaultBackend] = weakref.WeakSet()
@@ -116,17 +124,25 @@ class VaultBackend:
     a leased response is held, renewed at 2/3 of its life while renewable, and replaced
     by a new credential when it cannot be renewed or its ``max_ttl`` is near.
 
+    A reference alone never makes the backend write: ``method=POST`` is refused unless its
+    path matches a pattern of ``post_paths``, which maps each pattern to the parameter
+    names a reference may send there (``post_paths={"pki/issue/*": ["common_name", "ttl"]}``).
+
     Login is lazy and happens once; a renewable token is renewed in a background
     thread at 2/3 of its TTL (``close()`` stops it); a token Vault rejects is replaced by
     logging in again once, then the request is retried.
 
-    ``timeout`` bounds each request (seconds); ``clock`` (monotonic seconds) times tokens
+    ``timeout`` bounds each socket read (seconds; connecting takes at most 2), for reads,
+    logins and mount look-ups alike; the store's deadline bounds the whole fetch. ``clock`` (monotonic seconds) times tokens
     and leases, and is there for tests. The backend remembers two things besides its
     token, neither of them a cache of values: which mount holds a path (and its KV
     version), and the leases it holds.
     """
 
     scheme = "vault"
+    #: The query options a reference may carry (an instance adds its ``post_paths`` parameters);
+    #: the store refuses others before asking Vault.
+    options: frozenset[str] = _OPTIONS
 
     def __init__(
         self,
@@ -138,7 +154,8 @@ class VaultBackend:
         verify: bool | str | None = None,
         client: Client | None = None,
         *,
-        timeout: float = 30.0,
+        post_paths: Mapping[str, Iterable[str]] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         try:
@@ -149,6 +166,10 @@ class VaultBackend:
         if kv_version not in (None, 1, 2):
             raise ConfigurationError(f"kv_version must be 1 or 2, not {kv_version!r}")
         self._exc: Any = hvac.exceptions
+        self._post_paths: dict[str, frozenset[str]] = {
+            pattern.strip("/"): frozenset(params) for pattern, params in (post_paths or {}).items()
+        }
+        self.options = _OPTIONS.union(*self._post_paths.values())
         self._owns_client = client is None
         if client is None:
             env = os.environ
@@ -163,7 +184,7 @@ class VaultBackend:
                 namespace=namespace if namespace is not None else (env.get("VAULT_NAMESPACE") or None),
                 verify=_verify_from_env() if verify is None else verify,
                 cert=cert,
-                timeout=timeout,
+                timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
                 proxies=_proxies_from_env(address),
             )
             # requests re-reads proxy and CA-bundle variables and ~/.netrc on every request
@@ -307,6 +328,7 @@ class VaultBackend:
         method = ref.options.get("method", "GET").upper()
         if method not in ("GET", "POST"):
             raise InvalidReference(f"{str(ref)!r}: method must be GET (read) or POST (write), not {method!r}")
+        self._check_generic(ref, method)
         with self._lease_lock(ref):
             lease = self._leases.get(ref)
             if lease is not None:
@@ -320,6 +342,34 @@ class VaultBackend:
                     return lease.fetched(self._clock())
                 self._leases.pop(ref, None)
             return self._new_credential(ref, method)
+
+    def _check_generic(self, ref: SecretRef, method: str) -> None:
+        """Refuse, before any request, a write nobody allowed and options nobody declared."""
+        path = ref.path.strip("/")
+        if any(part in ("", ".", "..") for part in path.split("/")):
+            raise InvalidReference(f"{str(ref)!r}: a Vault path has no empty, '.' or '..' segments")
+        params = ref.options.keys() - _GENERIC_OPTIONS
+        if method == "GET":
+            unknown = params - self.options
+            if unknown:
+                raise InvalidReference(
+                    f"{str(ref)!r}: unknown option(s) {sorted(unknown)}; a read takes version=, key=, "
+                    "encoding= and the parameters declared in VaultBackend(post_paths=...)"
+                )
+            return
+        allowed = [names for pattern, names in self._post_paths.items() if fnmatch.fnmatchcase(path, pattern)]
+        if not allowed:
+            raise AccessDenied(
+                f"{str(ref)!r}: a reference may not make the vault backend write (method=POST) to "
+                f"{path!r}; allow it explicitly with VaultBackend(post_paths={{{path!r}: [<parameter names>]}}) "
+                "or a pattern such as 'pki/issue/*'"
+            )
+        unknown = params - frozenset().union(*allowed)
+        if unknown:
+            raise InvalidReference(
+                f"{str(ref)!r}: the parameter(s) {sorted(unknown)} are not allowed for a write to {path!r}; "
+                "list them in VaultBackend(post_paths=...) for its pattern"
+            )
 
     def _new_credential(self, ref: SecretRef, method: str) -> Fetched:
         path = ref.path.strip("/")
