@@ -68,7 +68,7 @@ def test_post_from_an_environment_variable_is_refused(
 
 
 def test_opted_in_path_may_post_only_its_declared_parameters(bao: OpenBaoServer) -> None:
-    """post_paths allows a write to matching paths with the listed parameters; other parameters are refused."""
+    """post_paths allows a write to matching paths with the listed parameters, and refuses others."""
     path = f"allowed-{uuid.uuid4().hex[:8]}"
     backend = _backend(bao, post_paths={"cubbyhole/allowed-*": ["note"]})
     try:

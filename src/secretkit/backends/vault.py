@@ -133,10 +133,10 @@ class VaultBackend:
     logging in again once, then the request is retried.
 
     ``timeout`` bounds each socket read (seconds; connecting takes at most 2), for reads,
-    logins and mount look-ups alike; the store's deadline bounds the whole fetch. ``clock`` (monotonic seconds) times tokens
-    and leases, and is there for tests. The backend remembers two things besides its
-    token, neither of them a cache of values: which mount holds a path (and its KV
-    version), and the leases it holds.
+    logins and mount look-ups alike; the store's deadline bounds the whole fetch.
+    ``clock`` (monotonic seconds) times tokens and leases, and is there for tests. The
+    backend remembers two things besides its token, neither of them a cache of values:
+    which mount holds a path (and its KV version), and the leases it holds.
     """
 
     scheme = "vault"
@@ -361,8 +361,8 @@ class VaultBackend:
         if not allowed:
             raise AccessDenied(
                 f"{str(ref)!r}: a reference may not make the vault backend write (method=POST) to "
-                f"{path!r}; allow it explicitly with VaultBackend(post_paths={{{path!r}: [<parameter names>]}}) "
-                "or a pattern such as 'pki/issue/*'"
+                f"{path!r}; allow it explicitly with VaultBackend(post_paths="
+                f"{{{path!r}: [<parameter names>]}}) or a pattern such as 'pki/issue/*'"
             )
         unknown = params - frozenset().union(*allowed)
         if unknown:
