@@ -44,6 +44,16 @@ _HOST = re.compile(
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _VERSION_ID = re.compile(r"[0-9A-Fa-f]{32}")
 _OPTIONS = frozenset({"version"})
+# azure-core's defaults (300 s connect and read timeouts, 3 retries backing off up to 120 s)
+# would keep an attempt alive minutes after the store's deadline (5 s by default) stopped
+# waiting for it. These keep its worst case near that deadline; client_kwargs override them.
+_CLIENT_DEFAULTS: dict[str, Any] = {
+    "connection_timeout": 2,
+    "read_timeout": 3,
+    "retry_total": 1,
+    "retry_backoff_factor": 0.2,
+    "retry_backoff_max": 1,
+}
 # Encodings `az keyvault secret set --file --encoding` records in this tag for binary files.
 _BINARY_ENCODINGS = {"base64": base64.b64decode, "hex": bytes.fromhex}
 
@@ -64,7 +74,8 @@ class AzureKeyVaultBackend:
     ``--`` (.NET's ``KeyVaultSecretManager`` convention), so ``DB_PASSWORD`` finds ``db-password``
     (names are case-insensitive). One ``SecretClient`` is built per vault, on first use;
     ``credential`` defaults to ``DefaultAzureCredential``, created then too. ``client_kwargs``
-    go to every ``SecretClient`` this backend builds (``connection_verify``, ``retry_total``, ...).
+    go to every ``SecretClient`` this backend builds (``connection_verify``, ``retry_total``, ...),
+    over secretkit's timeouts (2 s connect, 3 s per read, one quick retry).
 
     Disabled, expired (``exp`` in the past) and not-yet-valid (``nbf`` in the future) versions
     raise :class:`~secretkit.AccessDenied`: Key Vault refuses disabled ones itself but hands out
@@ -74,6 +85,8 @@ class AzureKeyVaultBackend:
     """
 
     scheme = "azure-kv"
+    #: The query options a reference may carry; the store refuses others before asking Key Vault.
+    options = _OPTIONS
 
     def __init__(
         self,
@@ -93,7 +106,7 @@ class AzureKeyVaultBackend:
                 "secret value it reads; enable azure.core's HTTP logging (headers, no bodies) instead"
             )
         self._client_class = SecretClient
-        self._client_kwargs = client_kwargs
+        self._client_kwargs = {**_CLIENT_DEFAULTS, **client_kwargs}
         self._credential = credential
         self._owns_credential = False
         self._lock = threading.Lock()

@@ -74,6 +74,8 @@ class GcpSecretManagerBackend:
     """
 
     scheme = SCHEME
+    #: The query options a reference may carry; the store refuses others before asking the service.
+    options = _OPTIONS
 
     def __init__(
         self,
