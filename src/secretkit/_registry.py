@@ -41,6 +41,7 @@ KNOWN_BACKENDS: dict[str, BackendSpec] = {
         "secretkit.backends.gcp:GcpSecretManagerBackend", "gcp", "google-cloud-secret-manager"
     ),
     "memory": BackendSpec("secretkit.backends.memory:MemoryBackend", None, None),
+    "sops": BackendSpec("secretkit.backends.sops:SopsBackend", "sops", "pyrage"),
     "vault": BackendSpec("secretkit.backends.vault:VaultBackend", "vault", "hvac"),
 }
 

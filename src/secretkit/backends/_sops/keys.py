@@ -1,0 +1,327 @@
+"""Recovering a SOPS file's data key from the key groups it records: age, AWS KMS, Vault transit.
+
+The data key is cached by the encrypted copies the file holds, so a file is opened with one
+key-service call per data key, however often it is read or edited with ``sops set``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from ..._errors import AccessDenied, BackendUnavailable, ConfigurationError, MissingDependency
+
+__all__ = ["KEY_TYPES", "DataKeys", "age_identity_sources", "key_groups"]
+
+#: The master-key types a key group may hold, as sops names them in the metadata.
+KEY_TYPES = ("age", "kms", "hc_vault", "gcp_kms", "azure_kv", "hckms", "pgp")
+_UNSUPPORTED = {
+    "gcp_kms": "GCP KMS",
+    "azure_kv": "Azure Key Vault keys",
+    "hckms": "HuaweiCloud KMS",
+    "pgp": "PGP",
+}
+_MAX_KEYS = 256
+_TIMEOUT = 10.0
+
+
+def key_groups(metadata: dict[str, Any]) -> list[dict[str, list[dict[str, Any]]]]:
+    """The file's key groups; a file without ``key_groups`` has one, made of its top-level keys."""
+    groups = metadata.get("key_groups")
+    if isinstance(groups, list) and groups:
+        return [{t: list(g.get(t) or []) for t in KEY_TYPES} for g in groups if isinstance(g, dict)]
+    return [{t: list(metadata.get(t) or []) for t in KEY_TYPES}]
+
+
+def describe_key(kind: str, key: dict[str, Any]) -> str:
+    """One master key as a short label (no key material)."""
+    if kind == "age":
+        return f"age {key.get('recipient', '?')}"
+    if kind == "kms":
+        return f"AWS KMS {key.get('arn', '?')}"
+    if kind == "hc_vault":
+        where = f"{key.get('engine_path', '?')}/keys/{key.get('key_name', '?')}"
+        return f"Vault transit {key.get('vault_address', '?')}/v1/{where}"
+    if kind == "gcp_kms":
+        return f"GCP KMS {key.get('resource_id', '?')}"
+    if kind == "azure_kv":
+        return f"Azure Key Vault {key.get('vault_url', '?')}/keys/{key.get('name', '?')}"
+    if kind == "pgp":
+        return f"PGP {key.get('fp', '?')}"
+    return kind
+
+
+def age_identity_sources() -> list[tuple[str, str]]:
+    """Where age identities are found, as sops looks: ``(label, text)`` for each source present."""
+    sources: list[tuple[str, str]] = []
+    if os.environ.get("SOPS_AGE_KEY"):
+        sources.append(("SOPS_AGE_KEY", os.environ["SOPS_AGE_KEY"]))
+    key_file = os.environ.get("SOPS_AGE_KEY_FILE")
+    if key_file:
+        sources.append(("SOPS_AGE_KEY_FILE", _read_text(Path(key_file).expanduser())))
+    command = os.environ.get("SOPS_AGE_KEY_CMD")
+    if command:
+        sources.append(("SOPS_AGE_KEY_CMD", _run_key_command(command)))
+    default = _default_key_file()
+    if default is not None and default.is_file():
+        sources.append((str(default), _read_text(default)))
+    return sources
+
+
+def _default_key_file() -> Path | None:
+    base = os.environ.get("XDG_CONFIG_HOME")
+    if not base:
+        home = os.environ.get("HOME")
+        if not home:
+            return None
+        base = str(
+            Path(home) / ("Library/Application Support" if os.uname().sysname == "Darwin" else ".config")
+        )
+    return Path(base) / "sops" / "age" / "keys.txt"
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"the age key file {str(path)!r} cannot be read ({exc.strerror})") from None
+
+
+def _run_key_command(command: str) -> str:
+    try:
+        result = subprocess.run(  # noqa: S603 - the user's own configured command
+            shlex.split(command), capture_output=True, text=True, timeout=_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigurationError(f"SOPS_AGE_KEY_CMD could not be run ({type(exc).__name__})") from None
+    if result.returncode != 0:
+        raise ConfigurationError(f"SOPS_AGE_KEY_CMD exited with status {result.returncode}")
+    return result.stdout
+
+
+def _age_identities() -> tuple[list[Any], list[str]]:
+    try:
+        from pyrage import x25519
+    except ImportError:
+        raise MissingDependency("sops", "pyrage", "sops") from None
+    identities: list[Any] = []
+    labels: list[str] = []
+    for label, text in age_identity_sources():
+        labels.append(label)
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("AGE-SECRET-KEY-"):
+                try:
+                    identities.append(x25519.Identity.from_str(line))
+                except Exception:  # pyrage raises its own IdentityError; the line is key material
+                    raise ConfigurationError(
+                        f"{label} holds a line that is not a valid age identity"
+                    ) from None
+    return identities, labels
+
+
+class DataKeys:
+    """Recovers data keys and remembers them, bounded, by the encrypted copies they came from."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: OrderedDict[str, bytes] = OrderedDict()
+        self._clients: dict[tuple[str, ...], Any] = {}
+        #: Calls made to a key service (age decryption counts as one): for stats and benchmarks.
+        self.key_service_calls = 0
+
+    def get(self, metadata: dict[str, Any], file: str) -> bytes:
+        groups = key_groups(metadata)
+        fingerprint = hashlib.sha256(json.dumps(groups, sort_keys=True, default=str).encode()).hexdigest()
+        with self._lock:
+            key = self._keys.get(fingerprint)
+            if key is not None:
+                self._keys.move_to_end(fingerprint)
+                return key
+        key = self._recover(groups, metadata, file)
+        with self._lock:
+            self._keys[fingerprint] = key
+            while len(self._keys) > _MAX_KEYS:
+                self._keys.popitem(last=False)
+        return key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, {}
+            self._keys.clear()
+        for client in clients.values():
+            closer = getattr(client, "close", None)
+            if callable(closer):
+                closer()
+
+    def _recover(
+        self, groups: list[dict[str, list[dict[str, Any]]]], metadata: dict[str, Any], file: str
+    ) -> bytes:
+        if len(groups) > 1:
+            threshold = metadata.get("shamir_threshold") or len(groups)
+            raise ConfigurationError(
+                f"SOPS file {file!r} splits its data key over {len(groups)} key groups (Shamir threshold "
+                f"{threshold}); secretkit does not support Shamir key groups: use one key group, "
+                "or `sops decrypt`"
+            )
+        reasons: list[str] = []
+        unavailable = False
+        unsupported: list[str] = []
+        group = groups[0]
+        for kind in KEY_TYPES:
+            for entry in group[kind]:
+                if not isinstance(entry, dict):
+                    continue
+                if kind in _UNSUPPORTED:
+                    unsupported.append(_UNSUPPORTED[kind])
+                    continue
+                try:
+                    return self._decrypt_one(kind, entry)
+                except _Refused as exc:
+                    reasons.append(f"{describe_key(kind, entry)}: {exc}")
+                except _Unreachable as exc:
+                    unavailable = True
+                    reasons.append(f"{describe_key(kind, entry)}: {exc}")
+        if unsupported and not reasons:
+            raise ConfigurationError(
+                f"SOPS file {file!r} can only be opened with {', '.join(sorted(set(unsupported)))}, which "
+                "secretkit does not support; add an age, AWS KMS or Vault transit key with `sops updatekeys`"
+            )
+        detail = "; ".join(reasons) or "the file records no key"
+        if unsupported:
+            detail += f"; not supported: {', '.join(sorted(set(unsupported)))}"
+        cls = BackendUnavailable if unavailable else AccessDenied
+        raise cls(f"SOPS file {file!r}: no key could decrypt its data key ({detail})")
+
+    def _decrypt_one(self, kind: str, entry: dict[str, Any]) -> bytes:
+        with self._lock:
+            self.key_service_calls += 1
+        if kind == "age":
+            return self._age(entry)
+        if kind == "kms":
+            return self._kms(entry)
+        return self._transit(entry)
+
+    def _age(self, entry: dict[str, Any]) -> bytes:
+        import pyrage
+
+        identities, labels = _age_identities()
+        if not identities:
+            raise _Refused(
+                "no age identity found (set SOPS_AGE_KEY or SOPS_AGE_KEY_FILE, or use "
+                "~/.config/sops/age/keys.txt)"
+            )
+        try:
+            return pyrage.decrypt(str(entry.get("enc", "")).encode(), identities)
+        except pyrage.DecryptError:
+            raise _Refused(
+                f"none of the {len(identities)} age identities from {', '.join(labels)} is its recipient"
+            ) from None
+
+    def _kms(self, entry: dict[str, Any]) -> bytes:
+        try:
+            import boto3
+            from botocore.config import Config
+            from botocore.exceptions import BotoCoreError, ClientError
+        except ImportError:
+            raise MissingDependency("sops", "boto3", "aws") from None
+        arn = str(entry.get("arn", ""))
+        region = arn.split(":")[3] if arn.count(":") >= 5 else None
+        profile = str(entry.get("aws_profile") or "") or None
+        role = str(entry.get("role") or "") or None
+        cache_key = ("kms", region or "", profile or "", role or "")
+        try:
+            with self._lock:
+                client = self._clients.get(cache_key)
+            if client is None:
+                session = boto3.session.Session(profile_name=profile, region_name=region)
+                config = Config(connect_timeout=5, read_timeout=_TIMEOUT, retries={"max_attempts": 2})
+                if role:
+                    creds = session.client("sts", config=config).assume_role(
+                        RoleArn=role, RoleSessionName="secretkit-sops"
+                    )["Credentials"]
+                    session = boto3.session.Session(
+                        aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"],
+                        aws_session_token=creds["SessionToken"],
+                        region_name=region,
+                    )
+                client = session.client("kms", config=config)
+                with self._lock:
+                    self._clients[cache_key] = client
+            context = {str(k): str(v) for k, v in (entry.get("context") or {}).items()}
+            response = client.decrypt(
+                CiphertextBlob=base64.b64decode(str(entry.get("enc", ""))),
+                KeyId=arn,
+                EncryptionContext=context,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise _Refused(f"KMS refused Decrypt ({code})") from None
+        except BotoCoreError as exc:
+            raise _Unreachable(f"KMS could not be reached ({type(exc).__name__})") from None
+        return bytes(response["Plaintext"])
+
+    def _transit(self, entry: dict[str, Any]) -> bytes:
+        try:
+            import hvac
+            import hvac.exceptions
+            import requests
+        except ImportError:
+            raise MissingDependency("sops", "hvac", "vault") from None
+        address = str(entry.get("vault_address", ""))
+        with self._lock:
+            client = self._clients.get(("hc_vault", address))
+        if client is None:
+            verify: bool | str = os.environ.get("VAULT_CACERT") or True
+            client = hvac.Client(url=address, token=_vault_token(), timeout=_TIMEOUT, verify=verify)
+            with self._lock:
+                self._clients[("hc_vault", address)] = client
+        try:
+            response = client.secrets.transit.decrypt_data(
+                name=str(entry.get("key_name", "")),
+                ciphertext=str(entry.get("enc", "")),
+                mount_point=str(entry.get("engine_path", "")),
+            )
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
+            raise _Refused("Vault refused transit decrypt (permission denied)") from None
+        except hvac.exceptions.InvalidRequest:
+            raise _Refused(
+                "Vault refused transit decrypt (no such key, or the ciphertext is not its)"
+            ) from None
+        except hvac.exceptions.InvalidPath:
+            raise _Refused("Vault has no transit engine at that path") from None
+        except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+            raise _Unreachable(f"Vault could not be reached ({type(exc).__name__})") from None
+        return base64.b64decode(response["data"]["plaintext"])
+
+
+def _vault_token() -> str | None:
+    token = os.environ.get("VAULT_TOKEN")
+    if token:
+        return token
+    path = Path.home() / ".vault-token"
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+class _Refused(Exception):
+    """A key service answered no: the key is not ours, or access is denied."""
+
+
+class _Unreachable(Exception):
+    """A key service did not answer: worth retrying later."""

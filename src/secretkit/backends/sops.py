@@ -1,0 +1,292 @@
+"""SOPS-encrypted files (``sops://``), decrypted in-process so no plaintext is written anywhere.
+
+The file formats, the value cipher and the MAC live in ``_sops``; this module is the backend
+and the helpers the CLI uses (``is_sops_file``, ``decrypt_dotenv``, ``describe``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .._backend import Fetched
+from .._errors import AccessDenied, ConfigurationError, InvalidReference, SecretNotFound
+from .._redact import remember
+from .._refs import SecretRef
+from ._sops.formats import SopsDocument, looks_like_sops, parse_document
+from ._sops.keys import KEY_TYPES, DataKeys, age_identity_sources, describe_key, key_groups
+from ._sops.values import TreeRefused, decrypt_tree, go_float
+
+__all__ = ["SopsBackend", "decrypt_dotenv", "describe", "is_sops_file"]
+
+# The module-level helpers share one data-key cache; each backend has its own.
+_SHARED_KEYS = DataKeys()
+
+
+class SopsBackend:
+    """Reads files that ``sops`` encrypted: YAML, JSON, dotenv, INI or binary.
+
+    ``sops://config/secrets.enc.yaml#db.password`` is one value (dots walk maps, digits
+    index lists; ``#API_KEY`` for a dotenv file); without ``#field`` the whole document
+    comes back as JSON (a binary file: its content). Relative paths are relative to the
+    working directory. The file is read, its MAC checked and its values decrypted on every
+    fetch, so an edited or re-encrypted file is seen on the next one; the data key is
+    recovered once (one age / KMS / transit call) and kept while the file's key entries
+    stay the same. A file whose MAC does not match is refused whole (``AccessDenied``).
+    """
+
+    scheme = "sops"
+    #: This backend accepts no ``?options``.
+    options: frozenset[str] = frozenset()
+    #: ``#field`` is a path inside the document, applied here (YAML, INI and dotenv are not JSON).
+    consumes_field = True
+
+    def __init__(self) -> None:
+        self._keys = DataKeys()
+
+    def __repr__(self) -> str:
+        return "SopsBackend()"
+
+    @property
+    def key_service_calls(self) -> int:
+        """How many times this backend asked a key service (age, KMS, transit) for a data key."""
+        return self._keys.key_service_calls
+
+    def fetch(self, ref: SecretRef) -> Fetched:
+        if ref.options:
+            raise InvalidReference(
+                f"the reference {str(ref.base)!r} has options ({', '.join(sorted(ref.options))}); "
+                "the sops backend takes none"
+            )
+        path = Path(ref.path)
+        try:
+            fmt, plain, version = _open(path, self._keys)
+        except FileNotFoundError:
+            raise SecretNotFound(ref.path, detail="no such file") from None
+        document = plain["data"] if fmt == "binary" else plain
+        if ref.field is None:
+            value: str | bytes = document if isinstance(document, (str, bytes)) else _json(document)
+            _remember_document(plain)
+            return Fetched(value, version=version)
+        if fmt == "binary":
+            # A binary file holding a JSON object behaves as a JSON secret does.
+            try:
+                document = json.loads(plain["data"])
+            except ValueError:
+                raise ConfigurationError(
+                    f"SOPS file {ref.path!r} is a binary file, not JSON, so it has no field "
+                    f"{ref.field!r}; drop the #field"
+                ) from None
+        found = _lookup(document, ref.field)
+        if found is _MISSING or found is None:
+            raise SecretNotFound(
+                f"{ref.path}#{ref.field}", detail=f"the SOPS file has no value at {ref.field!r}"
+            )
+        _remember_document(plain)
+        return Fetched(_as_text(found), version=version)
+
+    def close(self) -> None:
+        self._keys.close()
+
+
+def is_sops_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a file ``sops`` encrypted (any format); reads it, decrypts nothing."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    if not looks_like_sops(data):
+        return False
+    try:
+        parse_document(Path(path), data)
+    except ConfigurationError:
+        return False
+    return True
+
+
+def decrypt_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Every key of a SOPS-encrypted dotenv file, decrypted and MAC-checked.
+
+    The values are secrets: each is registered for redaction before it is returned.
+    Raises ``ConfigurationError`` when the file is not a SOPS dotenv file, ``AccessDenied``
+    when no key opens it or it was tampered with, ``FileNotFoundError`` when it is absent.
+    """
+    file = Path(path)
+    fmt, plain, _ = _open(file, _SHARED_KEYS)
+    if fmt != "dotenv":
+        raise ConfigurationError(f"{str(file)!r} is a SOPS {fmt} file, not a dotenv file")
+    values = {str(k): _as_text_str(v) for k, v in plain.items() if v is not None}
+    remember(json.dumps(values), values)
+    return values
+
+
+def describe(path: str | os.PathLike[str]) -> list[str]:
+    """Human-readable lines about a SOPS file: format, key groups, and which could open it here.
+
+    Decrypts nothing and contacts no key service: "could open" says which keys this
+    environment has the means to try (a matching age identity, AWS or Vault settings).
+    """
+    file = Path(path)
+    try:
+        doc = parse_document(file, file.read_bytes())
+    except OSError as exc:
+        return [f"{file}: cannot be read ({exc.strerror})"]
+    except ConfigurationError as exc:
+        return [str(exc)]
+    meta = doc.metadata
+    lines = [
+        f"{file}: SOPS {doc.format} file, written by sops {meta.get('version', '?')}, "
+        f"last modified {meta.get('lastmodified', '?')}"
+    ]
+    groups = key_groups(meta)
+    if len(groups) > 1:
+        lines.append(
+            f"  {len(groups)} key groups, Shamir threshold {meta.get('shamir_threshold') or len(groups)} "
+            "(not supported by secretkit)"
+        )
+    recipients = _local_age_recipients()
+    for index, group in enumerate(groups, 1):
+        lines.append(f"  key group {index}:")
+        for kind in KEY_TYPES:
+            for entry in group[kind]:
+                if isinstance(entry, dict):
+                    lines.append(f"    {describe_key(kind, entry)}: {_could_open(kind, entry, recipients)}")
+    rules = [
+        f"{name}={meta[name]!r}"
+        for name in (
+            "unencrypted_suffix",
+            "encrypted_suffix",
+            "unencrypted_regex",
+            "encrypted_regex",
+            "mac_only_encrypted",
+        )
+        if meta.get(name)
+    ]
+    if rules:
+        lines.append(f"  encryption rules: {', '.join(rules)}")
+    return lines
+
+
+def _open(path: Path, keys: DataKeys) -> tuple[str, dict[str, Any], str]:
+    """``(format, decrypted tree, version)``; the version is a hash of the file's bytes."""
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise FileNotFoundError(str(path)) from None
+    except PermissionError:
+        raise AccessDenied(f"SOPS file {str(path)!r} cannot be read (permission denied)") from None
+    doc: SopsDocument = parse_document(path, data)
+    key = keys.get(doc.metadata, str(path))
+    try:
+        plain = decrypt_tree(doc.tree, doc.metadata, key)
+    except TreeRefused as exc:
+        raise AccessDenied(f"SOPS file {str(path)!r} is refused: {exc}") from None
+    return doc.format, plain, hashlib.sha256(data).hexdigest()[:16]
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+def _lookup(document: Any, field: str) -> Any:
+    if isinstance(document, dict) and field in document:
+        return document[field]  # a key that itself has dots (dotenv, INI options)
+    value = document
+    for part in field.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _as_text(value: Any) -> str | bytes:
+    if isinstance(value, bytes):
+        return value
+    return _as_text_str(value)
+
+
+def _as_text_str(value: Any) -> str:
+    # Scalars as `sops decrypt --extract` prints them; maps and lists as JSON.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return go_float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_as_text_str)
+
+
+def _remember_document(plain: dict[str, Any]) -> None:
+    remember(_json(plain), plain)
+
+
+def _local_age_recipients() -> set[str] | None:
+    try:
+        from pyrage import x25519
+    except ImportError:
+        return None
+    found: set[str] = set()
+    try:
+        sources = age_identity_sources()
+    except ConfigurationError:
+        return found
+    for _, text in sources:
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("AGE-SECRET-KEY-"):
+                try:
+                    found.add(str(x25519.Identity.from_str(line).to_public()))
+                except Exception:  # noqa: S112 - an invalid line opens nothing; fetch reports it
+                    continue
+    return found
+
+
+def _could_open(kind: str, entry: dict[str, Any], recipients: set[str] | None) -> str:
+    if kind == "age":
+        if recipients is None:
+            return 'not here: pyrage is not installed (pip install "secretkit[sops]")'
+        if entry.get("recipient") in recipients:
+            return "can open: a matching age identity is present"
+        return "not here: no matching age identity (SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, keys.txt)"
+    if kind == "kms":
+        has_creds = any(
+            os.environ.get(v)
+            for v in (
+                "AWS_ACCESS_KEY_ID",
+                "AWS_PROFILE",
+                "AWS_ROLE_ARN",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            )
+        )
+        return (
+            "may open: AWS credentials are set"
+            if has_creds
+            else "unknown: no AWS credentials in the environment"
+        )
+    if kind == "hc_vault":
+        has_token = bool(os.environ.get("VAULT_TOKEN")) or (Path.home() / ".vault-token").is_file()
+        return (
+            "may open: a Vault token is present"
+            if has_token
+            else "not here: no VAULT_TOKEN or ~/.vault-token"
+        )
+    return "not supported by secretkit"
