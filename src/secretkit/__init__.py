@@ -11,6 +11,7 @@ from ._api import (
     on_rotate,
     refresh_on_auth_error,
 )
+from ._audit import AuditTrail, audit
 from ._backend import Backend, BatchBackend, Fetched
 from ._errors import (
     AccessDenied,
@@ -26,12 +27,14 @@ from ._redact import redact_logs
 from ._refs import SecretRef
 from ._secret import LiveSecret, Secret
 from ._store import SecretStore
+from ._telemetry import instrument
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
     "AccessEvent",
+    "AuditTrail",
     "Backend",
     "BackendUnavailable",
     "BatchBackend",
@@ -46,11 +49,13 @@ __all__ = [
     "SecretStore",
     "SecretkitError",
     "aget_secret",
+    "audit",
     "configure",
     "default_store",
     "environ",
     "get_secret",
     "getenv",
+    "instrument",
     "live",
     "on_rotate",
     "redact_logs",
