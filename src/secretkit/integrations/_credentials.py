@@ -1,0 +1,295 @@
+"""What every credential consumer shares: the current login, rotation checks, and recovery on refusal.
+
+A pool or an HTTP client asks :class:`Credential` for the value to log in with; on an
+authentication error it asks :meth:`Credential.recover`, which tries the refreshed current
+value, then the pending one (AWS ``AWSPENDING``), as DESIGN.md's "credential consumer"
+rule says. Between ``setSecret`` and ``finishSecret`` of a single-user rotation only the
+pending password works; a pending value that logged in is kept in use until the store's
+current value moves on, so every thread does not rediscover it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from .._api import default_store
+from .._errors import ConfigurationError, SecretNotFound
+from .._refs import SecretRef, looks_like_reference
+from .._secret import Secret
+from .._store import SecretStore
+
+__all__ = ["Credential", "Login", "database_login", "is_auth_error", "pending_reference"]
+
+T = TypeVar("T")
+
+#: PostgreSQL's invalid_password and invalid_authorization_specification.
+AUTH_SQLSTATES = frozenset({"28P01", "28000"})
+#: What libpq puts in a refused connection's message, for drivers (psycopg) that give no SQLSTATE
+#: for a failed connect. Server messages are English unless lc_messages says otherwise.
+_AUTH_MESSAGES = (
+    "password authentication failed",
+    "is not permitted to log in",
+    'role "',  # ... does not exist
+    "pam authentication failed",
+)
+#: MySQL's ER_ACCESS_DENIED_ERROR, for pymysql/mysqlclient errors whose args[0] is the code.
+_MYSQL_ACCESS_DENIED = 1045
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is the database refusing a login."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if getattr(err, "sqlstate", None) in AUTH_SQLSTATES or getattr(err, "pgcode", None) in AUTH_SQLSTATES:
+            return True
+        if err.args and err.args[0] == _MYSQL_ACCESS_DENIED:
+            return True
+        text = str(err)
+        if "FATAL" in text and any(marker in text for marker in _AUTH_MESSAGES):
+            return True
+        orig = getattr(err, "orig", None)
+        todo += [err.__cause__, err.__context__, orig if isinstance(orig, BaseException) else None]
+    return False
+
+
+def pending_reference(name: str) -> str | None:
+    """The reference to the pending version of ``name``, where its backend has one.
+
+    For ``aws-sm://`` that is the same secret at ``?stage=AWSPENDING``; a name pinned to a
+    version or stage has no pending value of its own.
+    """
+    if looks_like_reference(name) is None:
+        return None
+    ref = SecretRef.parse(name)
+    if ref.scheme != "aws-sm" or {"version", "versionId", "stage"} & set(ref.options):
+        return None
+    return str(ref.replace(options={**ref.options, "stage": "AWSPENDING"}))
+
+
+class Credential(Generic[T]):
+    """A value built from one or more secrets of a store, kept current through rotation.
+
+    ``build`` turns the secrets of ``names`` into the value (a :class:`Login`, a header);
+    ``same`` says whether two values log in the same way. ``pending`` names, one per name,
+    are tried after a refusal when refreshing brought nothing new; ``None`` entries have none.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        build: Callable[[Sequence[Secret[Any]]], T],
+        same: Callable[[T, T], bool],
+        *,
+        pending: Sequence[str | None] | None = None,
+        store: SecretStore | None = None,
+    ) -> None:
+        if not names:
+            raise ConfigurationError("a credential needs at least one secret name")
+        self.names = tuple(names)
+        self.pending = tuple(pending_reference(n) for n in names) if pending is None else tuple(pending)
+        if len(self.pending) != len(self.names):
+            raise ConfigurationError("give one pending reference (or None) per secret name")
+        self._store = store
+        self._build = build
+        self._same = same
+        self._lock = threading.Lock()
+        # (the secrets it was built from, the value): rebuilt only when the store hands out
+        # other Secret objects, so a check on a hot path is a few identity comparisons.
+        self._built: tuple[tuple[Secret[Any], ...], T] | None = None
+        # A pending value that logged in while the store's current one was refused: used
+        # for as long as the store's current secrets are still the refused ones.
+        self._override: tuple[tuple[Secret[Any], ...], T] | None = None
+        #: How many times a refusal made this credential ask the store again (a measure).
+        self.recoveries = 0
+
+    @property
+    def store(self) -> SecretStore:
+        return self._store if self._store is not None else default_store()
+
+    def current(self) -> T:
+        """The value to log in with now (a cache hit in the store unless it is due for refresh)."""
+        store = self.store
+        secrets = tuple(store.get(name) for name in self.names)
+        return self._value_for(secrets)
+
+    def is_current(self, value: T) -> bool:
+        """Whether ``value`` is still the one to log in with (a rotation retires it when not)."""
+        now = self.current()
+        return now is value or self._same(now, value)
+
+    def recover(self, refused: T) -> T | None:
+        """After ``refused`` was refused: the refreshed current value, else the pending one, else None."""
+        with self._lock:
+            # Another thread may already have recovered while this one waited for the lock.
+            now = self.current()
+            if not self._same(now, refused):
+                return now
+            self.recoveries += 1
+            store = self.store
+            override = self._override
+            if override is not None and self._same(override[1], refused):
+                self._override = None  # the pending value we switched to is refused too
+            refreshed = tuple(store.refresh(name) for name in self.names)
+            value = self._value_for(refreshed)
+            if not self._same(value, refused):
+                return value
+            pending = self._pending_secrets(refreshed)
+            if pending is None:
+                return None
+            candidate = self._build(pending)
+            if self._same(candidate, refused):
+                return None
+            self._override = (refreshed, candidate)
+            return candidate
+
+    def _value_for(self, secrets: tuple[Secret[Any], ...]) -> T:
+        override = self._override
+        if override is not None:
+            if _same_secrets(override[0], secrets):
+                return override[1]
+            self._override = None  # the store moved on (finishSecret was seen): back to current
+        built = self._built
+        if built is not None and _same_secrets(built[0], secrets):
+            if any(x is not y for x, y in zip(built[0], secrets, strict=True)):
+                # A refetch of unchanged secrets: keep the value (and its identity), so
+                # connections opened with it are not retired for nothing.
+                self._built = (secrets, built[1])
+            return built[1]
+        value = self._build(secrets)
+        self._built = (secrets, value)
+        return value
+
+    def _pending_secrets(self, current: tuple[Secret[Any], ...]) -> tuple[Secret[Any], ...] | None:
+        if not any(self.pending):
+            return None
+        store = self.store
+        out: list[Secret[Any]] = []
+        for secret, pending in zip(current, self.pending, strict=True):
+            if pending is None:
+                out.append(secret)
+                continue
+            try:
+                out.append(store.refresh(pending))
+            except SecretNotFound:
+                out.append(secret)  # no rotation under way for this one
+        return tuple(out)
+
+
+def _same_secrets(a: tuple[Secret[Any], ...], b: tuple[Secret[Any], ...]) -> bool:
+    # Identity first (the hot path); equal values count as the same (a refetch of an unchanged secret).
+    return all(x is y or x == y for x, y in zip(a, b, strict=True))
+
+
+class Login:
+    """A database login: user, password, and optionally where (host, port, dbname).
+
+    Its ``repr`` shows the user and where, never the password.
+    """
+
+    __slots__ = ("dbname", "host", "password", "port", "user")
+
+    def __init__(
+        self,
+        user: str | None,
+        password: str,
+        host: str | None = None,
+        port: int | None = None,
+        dbname: str | None = None,
+    ) -> None:
+        self.user = user
+        self.password = password
+        self.host = host
+        self.port = port
+        self.dbname = dbname
+
+    def params(self, dbname_key: str = "dbname") -> dict[str, Any]:
+        """Connection keyword arguments (only the parts this login sets); ``dbname_key`` per driver."""
+        out: dict[str, Any] = {"password": self.password}
+        for key, value in (("user", self.user), ("host", self.host), ("port", self.port)):
+            if value is not None:
+                out[key] = value
+        if self.dbname is not None:
+            out[dbname_key] = self.dbname
+        return out
+
+    def same(self, other: Login) -> bool:
+        return (self.user, self.host, self.port, self.dbname) == (
+            other.user,
+            other.host,
+            other.port,
+            other.dbname,
+        ) and hmac.compare_digest(self.password.encode(), other.password.encode())
+
+    def __repr__(self) -> str:
+        return f"Login(user={self.user!r}, host={self.host!r}, port={self.port!r}, dbname={self.dbname!r})"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("a Login holds a password and cannot be pickled")
+
+
+def database_login(
+    secret: str | None = None,
+    *,
+    password: str | None = None,
+    username: str | None = None,
+    username_secret: str | None = None,
+    pending: Sequence[str | None] | None = None,
+    store: SecretStore | None = None,
+) -> Credential[Login]:
+    """A database login from one JSON secret or from separate secrets.
+
+    ``secret`` names a JSON secret with ``username`` and ``password`` and, optionally,
+    ``host``/``port``/``dbname`` (the shape AWS's RDS rotation and Vault's database engine
+    use); the connection URL gives whatever it leaves out. Otherwise ``password`` names the
+    password's secret, and the user is ``username`` or the secret ``username_secret``.
+    """
+    if (secret is None) == (password is None):
+        raise ConfigurationError("give either secret= (a JSON secret) or password= (a secret name)")
+    if secret is not None:
+        return Credential([secret], _login_from_json, Login.same, pending=pending, store=store)
+    assert password is not None
+    if username_secret is not None:
+        return Credential(
+            [password, username_secret],
+            lambda s: Login(str(s[1].reveal()), str(s[0].reveal())),
+            Login.same,
+            pending=pending,
+            store=store,
+        )
+    return Credential(
+        [password], lambda s: Login(username, str(s[0].reveal())), Login.same, pending=pending, store=store
+    )
+
+
+def _login_from_json(secrets: Sequence[Secret[Any]]) -> Login:
+    import json
+
+    secret = secrets[0]
+    value = secret.reveal()
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict) or "password" not in value:
+        value = None  # error reporters capture locals: raise with none holding the value
+        raise ConfigurationError(
+            f"secret {secret.name!r} is not a JSON object with a password (and username): "
+            "use password= for a plain password secret"
+        )
+    port = value.get("port")
+    return Login(
+        None if value.get("username") is None else str(value["username"]),
+        str(value["password"]),
+        None if value.get("host") is None else str(value["host"]),
+        None if port is None or port == "" else int(port),
+        None if value.get("dbname") is None else str(value["dbname"]),
+    )

@@ -1,0 +1,193 @@
+"""psycopg 3 pools (sync and async) whose connections log in with the current secret.
+
+A pool opens connections through :class:`RotatingConnection`, which takes its login from
+secretkit and, when refused, retries with the refreshed then the pending value. The pool's
+``check`` (run at every checkout) notices a rotation and drains the pool: idle connections
+are replaced at once, those in use when they come back. The checkout in progress keeps its
+connection, whose session the database does not end when a password changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from .._errors import MissingDependency
+from .._store import SecretStore
+from ._credentials import Credential, Login, database_login, is_auth_error
+
+try:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingDependency("psycopg integration", "psycopg and psycopg-pool", "psycopg") from exc
+
+__all__ = ["AsyncRotatingConnection", "RotatingConnection", "async_connection_pool", "connection_pool"]
+
+#: Logins tried per new connection: the current one, the refreshed one, the pending one.
+MAX_ATTEMPTS = 3
+#: The keyword a pool passes its connection class, naming the credential to log in with.
+CREDENTIAL_KWARG = "secretkit_credential"
+
+
+class RotatingConnection(psycopg.Connection[Any]):
+    """A connection that logs in with a :class:`Credential` and remembers which login it used."""
+
+    secretkit_login: Login | None = None
+
+    @classmethod
+    def connect(  # type: ignore[override]
+        cls, conninfo: str = "", *, secretkit_credential: Credential[Login], **kwargs: Any
+    ) -> RotatingConnection:
+        login = secretkit_credential.current()
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                conn = super().connect(conninfo, **{**kwargs, **login.params()})
+            except psycopg.OperationalError as exc:
+                if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
+                    raise
+                recovered = secretkit_credential.recover(login)
+                if recovered is None:
+                    raise
+                login = recovered
+            else:
+                conn.secretkit_login = login
+                return conn
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class AsyncRotatingConnection(psycopg.AsyncConnection[Any]):
+    """:class:`RotatingConnection` for asyncio: recovery's fetches run off the event loop."""
+
+    secretkit_login: Login | None = None
+
+    @classmethod
+    async def connect(  # type: ignore[override]
+        cls, conninfo: str = "", *, secretkit_credential: Credential[Login], **kwargs: Any
+    ) -> AsyncRotatingConnection:
+        login = await asyncio.to_thread(secretkit_credential.current)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                conn = await super().connect(conninfo, **{**kwargs, **login.params()})
+            except psycopg.OperationalError as exc:
+                if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
+                    raise
+                recovered = await asyncio.to_thread(secretkit_credential.recover, login)
+                if recovered is None:
+                    raise
+                login = recovered
+            else:
+                conn.secretkit_login = login
+                return conn
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Rotation:
+    """Decides, at checkout, whether a rotation has happened that the pool has not yet drained for."""
+
+    def __init__(self, credential: Credential[Login]) -> None:
+        self.credential = credential
+        self._drained_for: Login | None = None
+
+    def needs_drain(self, conn: Any) -> bool:
+        login = getattr(conn, "secretkit_login", None)
+        if login is None or self.credential.is_current(login):
+            return False
+        # Every stale connection checked out after a rotation would drain again; one drain
+        # per new login covers every connection opened before it.
+        now = self.credential.current()
+        if self._drained_for is now:
+            return False
+        self._drained_for = now
+        return True
+
+
+def connection_pool(
+    conninfo: str = "",
+    *,
+    secret: str | None = None,
+    password: str | None = None,
+    username: str | None = None,
+    username_secret: str | None = None,
+    pending: Sequence[str | None] | None = None,
+    store: SecretStore | None = None,
+    kwargs: dict[str, Any] | None = None,
+    check: Callable[[Any], None] | None = None,
+    **pool_kwargs: Any,
+) -> ConnectionPool[Any]:
+    """A ``psycopg_pool.ConnectionPool`` logging in with a secret (see ``database_login``).
+
+    ``conninfo`` carries no password; ``check`` (yours, optional) runs after the rotation check.
+    Pass ``open=True`` or use it as a context manager, as with any pool.
+    """
+    credential = database_login(
+        secret,
+        password=password,
+        username=username,
+        username_secret=username_secret,
+        pending=pending,
+        store=store,
+    )
+    rotation = _Rotation(credential)
+    pools: list[ConnectionPool[Any]] = []
+
+    def rotation_check(conn: Any) -> None:
+        if rotation.needs_drain(conn):
+            pools[0].drain()
+        if check is not None:
+            check(conn)
+
+    pool: ConnectionPool[Any] = ConnectionPool(
+        conninfo,
+        connection_class=RotatingConnection,
+        kwargs={**(kwargs or {}), CREDENTIAL_KWARG: credential},
+        check=rotation_check,
+        open=pool_kwargs.pop("open", False),
+        **pool_kwargs,
+    )
+    pools.append(pool)
+    return pool
+
+
+def async_connection_pool(
+    conninfo: str = "",
+    *,
+    secret: str | None = None,
+    password: str | None = None,
+    username: str | None = None,
+    username_secret: str | None = None,
+    pending: Sequence[str | None] | None = None,
+    store: SecretStore | None = None,
+    kwargs: dict[str, Any] | None = None,
+    check: Callable[[Any], Awaitable[None]] | None = None,
+    **pool_kwargs: Any,
+) -> AsyncConnectionPool[Any]:
+    """:func:`connection_pool` for asyncio: a ``psycopg_pool.AsyncConnectionPool`` (``await pool.open()``)."""
+    credential = database_login(
+        secret,
+        password=password,
+        username=username,
+        username_secret=username_secret,
+        pending=pending,
+        store=store,
+    )
+    rotation = _Rotation(credential)
+    pools: list[AsyncConnectionPool[Any]] = []
+
+    async def rotation_check(conn: Any) -> None:
+        if rotation.needs_drain(conn):
+            await pools[0].drain()
+        if check is not None:
+            await check(conn)
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo,
+        connection_class=AsyncRotatingConnection,
+        kwargs={**(kwargs or {}), CREDENTIAL_KWARG: credential},
+        check=rotation_check,
+        open=pool_kwargs.pop("open", False),
+        **pool_kwargs,
+    )
+    pools.append(pool)
+    return pool
