@@ -154,7 +154,7 @@ def call(ctx: ErrorContext, fn: Callable[..., T], /, **kwargs: Any) -> T:
     # which may hold the secret, so it must not ride along as __cause__ or __context__.
     err = BackendUnavailable(
         f"secret {ctx.secret!r}: {ctx.service} sent a response the {ctx.scheme} backend could not "
-        "parse; the last good value is served while it lasts - check the endpoint URL points to AWS"
+        "parse; check the endpoint URL points to AWS"
     )
     err.backend = ctx.scheme
     raise err
@@ -192,13 +192,13 @@ def map_error(exc: BaseException, ctx: ErrorContext) -> SecretkitError:
     elif isinstance(exc, bx.HTTPClientError | bx.ConnectionError):
         err = BackendUnavailable(
             f"secret {ctx.secret!r}: the {ctx.scheme} backend could not reach {ctx.service} "
-            f"({type(exc).__name__}); the last good value is served while it lasts - check the network "
+            f"({type(exc).__name__}); check the network "
             "and the endpoint URL"
         )
     else:
         err = BackendUnavailable(
             f"secret {ctx.secret!r}: the {ctx.scheme} backend failed ({type(exc).__name__}: "
-            f"{_short(str(exc))}); the last good value is served while it lasts"
+            f"{_short(str(exc))})"
         )
     err.backend = ctx.scheme
     return err
@@ -229,13 +229,10 @@ def map_client_error(code: str, message: str, status: int | None, ctx: ErrorCont
         )
     elif code in THROTTLED:
         err = BackendUnavailable(
-            f"secret {ctx.secret!r}: {ctx.service} throttled the {ctx.scheme} backend{said}; "
-            "the last good value is served while it lasts"
+            f"secret {ctx.secret!r}: {ctx.service} throttled the {ctx.scheme} backend{said}"
         )
     else:
-        err = BackendUnavailable(
-            f"secret {ctx.secret!r}: {ctx.service} failed{said}; the last good value is served while it lasts"
-        )
+        err = BackendUnavailable(f"secret {ctx.secret!r}: {ctx.service} failed{said}")
     err.backend = ctx.scheme
     return err
 
@@ -310,10 +307,7 @@ def each_unavailable(
             err.__cause__ = cause
         else:
             # No cause to map (an unparsable response is deliberately not chained).
-            err = BackendUnavailable(
-                f"secret {ref.path!r}: a batch call to {ctx.service} failed; the last good value is "
-                "served while it lasts"
-            )
+            err = BackendUnavailable(f"secret {ref.path!r}: a batch call to {ctx.service} failed")
             err.backend = ctx.scheme
         out[ref] = err
     return out

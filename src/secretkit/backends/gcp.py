@@ -160,7 +160,7 @@ class GcpSecretManagerBackend:
             err = BackendUnavailable(
                 f"secret {ref.path!r}: the {SCHEME} backend received version {resolved} of "
                 f"{secret_name} with a checksum (data_crc32c) that does not match its payload; "
-                "the value was discarded - the last good value is served while it lasts"
+                "the value was discarded"
             )
             err.backend = SCHEME
             raise err
@@ -347,7 +347,7 @@ class GcpSecretManagerBackend:
             cause_message = getattr(cause, "message", None) or str(cause)
             err = BackendUnavailable(
                 f"secret {ref.path!r}: the {SCHEME} backend could not read {name} "
-                f"({status}: {cause_message}); the last good value is served while it lasts - "
+                f"({status}: {cause_message}); "
                 "check that Secret Manager is reachable"
             )
         err.backend = SCHEME

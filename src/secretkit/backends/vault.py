@@ -524,7 +524,7 @@ class VaultBackend:
         if isinstance(exc, errors.VaultDown):
             return BackendUnavailable(
                 f"the vault backend could not read {ref.path!r}: Vault at {self.url} is sealed or "
-                "unavailable (503); the last good value is served while it lasts"
+                "unavailable (503)"
             )
         if isinstance(exc, errors.InvalidRequest):
             return ConfigurationError(
@@ -533,7 +533,7 @@ class VaultBackend:
             )
         return BackendUnavailable(
             f"the vault backend could not read {ref.path!r} from {self.url} ({type(exc).__name__}); "
-            "the last good value is served while it lasts - check that Vault is reachable"
+            "check that Vault is reachable"
         )
 
     def _login_error(self, exc: BaseException) -> SecretkitError:
