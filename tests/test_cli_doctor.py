@@ -147,6 +147,39 @@ def test_credentials_in_urls_are_not_shown(workdir: Path, env: dict[str, str]) -
     assert f"VAULT_ADDR=http://127.0.0.1:{port}" in result.out
 
 
+def test_a_malformed_vault_address_is_a_problem_not_a_crash(workdir: Path, env: dict[str, str]) -> None:
+    """VAULT_ADDR='http://tok@vault:82OO' (a port that is not a number) is reported as a problem: exit 1."""
+    env = {**env, "VAULT_ADDR": "http://user-info-tok-61@vault:82OO", "VAULT_TOKEN": TOKEN}
+    result, data = doctor_json(env=env, cwd=workdir, secrets=[*SECRETS, TOKEN, "user-info-tok-61"])
+    assert result.code == 1, result.describe()
+    assert "Traceback" not in result.err
+    vault = backend(data, "vault")
+    assert "VAULT_ADDR=(set, not a valid URL)" in vault["configured"]
+    assert vault["reachable"]["ok"] is False
+    assert "port is not a number" in vault["reachable"]["detail"]
+    assert any(problem.startswith("vault: ") for problem in data["problems"])
+
+
+def test_a_value_that_may_hold_a_credential_is_not_echoed(workdir: Path, env: dict[str, str]) -> None:
+    """A shown setting that is no URL but holds an '@' (a pasted credential, say) is reported as set only."""
+    env = {**env, "AWS_REGION": "http:/key-in-region-93@example.invalid"}
+    result, data = doctor_json(env=env, cwd=workdir, secrets=[*SECRETS, "key-in-region-93"])
+    assert result.code == 1, result.describe()
+    reach = backend(data, "aws-sm")["reachable"]
+    assert reach["ok"] is False and "not a region name" in reach["detail"]
+    assert "AWS_REGION=(set, not shown: unexpected characters)" in backend(data, "aws-sm")["configured"]
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "0", "soon"])
+def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(
+    timeout: str, workdir: Path, env: dict[str, str]
+) -> None:
+    """--timeout must be a number of seconds above 0 (nan and inf parse as floats, and used to crash)."""
+    result = run_cli("doctor", "--timeout", timeout, env=env, cwd=workdir)
+    assert result.code == 2, result.describe()
+    assert "--timeout" in result.err and "Traceback" not in result.err
+
+
 def test_a_reachable_aws_endpoint_is_reported(workdir: Path, env: dict[str, str]) -> None:
     """With AWS_ENDPOINT_URL at a real moto server, both AWS backends are reported reachable."""
     with MotoServer() as moto:

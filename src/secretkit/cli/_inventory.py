@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import _registry
 from .._refs import looks_like_reference
-from ._probes import Reach, safe_url
+from ._probes import Reach
+from ._urls import shown_setting
 
 # Import names of the SDK distributions the extras install (find_spec needs the module).
 _IMPORT_NAMES = {
@@ -160,7 +161,7 @@ def backends_report(references: Mapping[str, str]) -> list[BackendReport]:
             for var, shown in _CONFIG_VARS.get(group, []):
                 value = os.environ.get(var)
                 if value:
-                    configured.append(f"{var}={safe_url(value)}" if shown else f"{var} (set)")
+                    configured.append(f"{var}={shown_setting(value)}" if shown else f"{var} (set)")
         if scheme == "vault" and (Path.home() / ".vault-token").is_file():
             configured.append("~/.vault-token")
         if scheme.startswith("aws") and (Path.home() / ".aws").is_dir():

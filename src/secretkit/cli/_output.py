@@ -7,9 +7,7 @@ import sys
 import traceback
 from typing import IO
 
-from .._errors import (
-    SecretkitError,
-)
+from .._errors import SecretkitError
 from .._redact import redact
 from ._exits import PROG, CliError
 

@@ -109,6 +109,17 @@ def build_parser() -> Parser:
     doctor.add_argument("names", nargs="*", metavar="NAMES", help="names to trace through the chain")
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
     doctor.add_argument(
-        "--timeout", type=float, default=3.0, metavar="SECONDS", help="per reachability check (default 3)"
+        "--timeout", type=_seconds, default=3.0, metavar="SECONDS", help="per reachability check (default 3)"
     )
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A ``--timeout``: seconds above 0 and at most an hour (``nan`` and ``inf`` parse as floats too)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a number of seconds") from None
+    if not 0 < value <= 3600:  # also false for nan
+        raise argparse.ArgumentTypeError("expected a number of seconds above 0 and at most 3600")
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -10,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from .._redact import redact
 from ._output import error_message
+from ._urls import NOT_A_URL, NOT_SHOWN, safe_url, split_url
 
 if TYPE_CHECKING:
     from ._inventory import BackendReport
 
 _VAULT_DEFAULT_ADDR = "https://127.0.0.1:8200"
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", re.ASCII)
+_AZURE_VAULT = re.compile(r"[A-Za-z0-9-]{3,24}", re.ASCII)
 _VAULT_HEALTH = {
     200: (True, "active, unsealed"),
     429: (True, "standby, unsealed"),
@@ -33,22 +37,6 @@ class Reach:
 
     def as_json(self) -> dict[str, Any]:
         return {"target": self.target, "ok": self.ok, "detail": self.detail}
-
-
-def safe_url(value: str) -> str:
-    """A URL without its user-info or query (either may hold a credential)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    if "://" not in value:
-        return value
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        return "(set)"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def check_reachability(reports: list[BackendReport], timeout: float, references: Mapping[str, str]) -> None:
@@ -94,17 +82,19 @@ def _probe_for(
         )
         endpoint = env.get(specific) or env.get("AWS_ENDPOINT_URL")
         if not endpoint:
-            region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
+            region = env.get(variable)
             if not region:
                 report.note = "no AWS_REGION or AWS_ENDPOINT_URL: the region comes from the profile, if any"
                 return None
+            if not _AWS_REGION.fullmatch(region):
+                # Pasted into a host name, "x@evil/" would send the probe elsewhere.
+                return lambda: Reach(NOT_SHOWN, False, f"{variable} is not a region name such as eu-west-1")
             endpoint = f"https://{service}.{region}.amazonaws.com"
         url = endpoint
-        return lambda: _probe_http(url, timeout, lambda status: (True, f"HTTP {status}"))
+        return lambda: _probe_http(url, timeout, _any_status)
     if report.scheme == "gcp-sm":
-        return lambda: _probe_http(
-            "https://secretmanager.googleapis.com/", timeout, lambda status: (True, f"HTTP {status}")
-        )
+        return lambda: _probe_http("https://secretmanager.googleapis.com/", timeout, _any_status)
     if report.scheme == "azure-kv":
         vaults = sorted(
             {
@@ -116,24 +106,38 @@ def _probe_for(
         if not vaults:
             report.note = "reachability is checked per vault: reference a secret (azure-kv://VAULT/NAME)"
             return None
+        if not _AZURE_VAULT.fullmatch(vaults[0]):
+            report.note = "reachability is checked for vault names (azure-kv://VAULT/NAME) only"
+            return None
         url = f"https://{vaults[0]}.vault.azure.net/"
-        return lambda: _probe_http(url, timeout, lambda status: (True, f"HTTP {status}"))
+        return lambda: _probe_http(url, timeout, _any_status)
     return None
+
+
+def _any_status(status: int) -> tuple[bool, str]:
+    return True, f"HTTP {status}"
 
 
 def _probe_vault(addr: str, timeout: float) -> Reach:
     def judge(status: int) -> tuple[bool, str]:
         return _VAULT_HEALTH.get(status, (False, f"unexpected HTTP {status}"))
 
+    parts, problem = split_url(addr)
+    if parts is None:
+        return Reach(NOT_A_URL, False, f"VAULT_ADDR is not a valid URL: {problem}")
+    base = safe_url(addr).rstrip("/")
     context = None
-    if addr.startswith("https"):
+    if parts.scheme.lower() == "https":
         import ssl
 
         if os.environ.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true", "yes"):
             context = ssl._create_unverified_context()  # noqa: S323 - the user asked for it, as the vault CLI does
         elif os.environ.get("VAULT_CACERT"):
-            context = ssl.create_default_context(cafile=os.environ["VAULT_CACERT"])
-    return _probe_http(addr.rstrip("/") + "/v1/sys/health", timeout, judge, context=context)
+            try:
+                context = ssl.create_default_context(cafile=os.environ["VAULT_CACERT"])
+            except (OSError, ValueError):  # ssl.SSLError is an OSError
+                return Reach(base, False, "VAULT_CACERT is not a readable file of PEM certificates")
+    return _probe_http(base + "/v1/sys/health", timeout, judge, context=context)
 
 
 def _probe_http(
@@ -149,10 +153,14 @@ def _probe_http(
     import urllib.error
     import urllib.request
 
+    parts, problem = split_url(url)
+    if parts is None:
+        return Reach(NOT_A_URL, False, f"not a valid URL: {problem}")
     shown = safe_url(url)
-    if not url.startswith(("http://", "https://")):
+    if parts.scheme.lower() not in ("http", "https"):
         return Reach(shown, False, "not an http(s) URL")
-    request = urllib.request.Request(url, method="GET", headers={"User-Agent": "secretkit-doctor"})  # noqa: S310 - http(s) only, checked above
+    # The URL as shown is the one asked: user-info and query stay off the wire as off the screen.
+    request = urllib.request.Request(shown, method="GET", headers={"User-Agent": "secretkit-doctor"})  # noqa: S310 - http(s) only, checked above
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             ok, detail = judge(response.status)

@@ -24,14 +24,6 @@ def as_text(value: object) -> str:
     return json.dumps(value)
 
 
-def _kind(value: object) -> str:
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, bytes):
-        return "bytes"
-    return "json"
-
-
 is_reference = _registry.is_reference
 
 
@@ -83,6 +75,7 @@ def references_in_environment(*, dotenv: bool = True) -> dict[str, str]:
 
 
 def read_env_file(path: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` entries of an ``--env-file``."""
     from ..backends.dotenv import DotenvBackend
 
     file = Path(path)

@@ -15,6 +15,7 @@ from ._status import StatusRow, status_row
 
 
 def command(args: argparse.Namespace) -> int:
+    """Resolve each secret asked for and print a status table; 1 if any fails."""
     store = default_store()
     names: list[str] = list(args.names)
     rows: list[StatusRow] = []

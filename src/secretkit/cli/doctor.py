@@ -10,10 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._api import default_store
-from .._errors import (
-    ConfigurationError,
-    SecretNotFound,
-)
+from .._errors import ConfigurationError, SecretNotFound
 from .._refs import SecretRef, looks_like_reference
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
@@ -25,6 +22,7 @@ from ._status import status_row
 
 
 def command(args: argparse.Namespace) -> int:
+    """Report the set-up and trace each name through the chain; 1 if a problem is found."""
     from .. import __version__
 
     store = default_store()

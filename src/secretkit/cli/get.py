@@ -33,6 +33,7 @@ def _metadata(secret: Secret[Any]) -> dict[str, Any]:
 
 
 def command(args: argparse.Namespace) -> int:
+    """Print one secret's metadata, or its value with ``--reveal``."""
     secret = default_store().get(args.name)
     meta = _metadata(secret)
     if args.json:

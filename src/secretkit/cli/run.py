@@ -26,6 +26,7 @@ from ._signals import SignalForwarder
 
 
 def command(args: argparse.Namespace) -> int:
+    """Resolve the references, start the command, pass its exit code on."""
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
