@@ -1,156 +1,222 @@
-"""Log redaction: every value secretkit has handed out is scrubbed from every log record.
+"""Which values are secret right now, and masking them in text, logs and streams.
 
-Values are remembered when a Secret is built (on a cache miss, never on the hot read
-path). ``redact_logs()`` installs a log-record factory, so the scrub applies to every
-logger and every handler, including handlers added later.
+A value is registered when a Secret is built (on a cache miss, never on the hot read path),
+in every form it can take once written out (see :func:`~secretkit._redact_engine.forms`).
+It stays registered while something holds it: a Secret (the store's cache holds one for
+each cached value) or an owner passed to :func:`remember`. When the last holder is
+collected, the value joins a window of the most recently released values, since the text
+``reveal()`` handed out may still be in use; only when it falls out of that window is it
+forgotten. So memory stays bounded and a value in use is never forgotten.
 """
 
 from __future__ import annotations
 
-import json
-import logging
+import codecs
 import os
-import re
 import threading
-import traceback
-from collections import OrderedDict
-from typing import Any
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from typing import AnyStr, Generic, Literal, overload
 
-__all__ = ["MIN_LENGTH", "redact", "redact_logs", "remember"]
+from ._redact_engine import MIN_LENGTH, Matcher, forms, replace
 
-#: Shorter values are not scrubbed: masking every "1" or "on" in a log would make it unreadable.
-MIN_LENGTH = 4
-#: The most values remembered. Dynamic credentials rotate for the life of a process; the
-#: oldest (long expired) are forgotten first so the pattern stays small.
-MAX_VALUES = 4096
+__all__ = ["MIN_LENGTH", "REPLACEMENT", "StreamRedactor", "redact", "redact_logs", "remember"]
+
 REPLACEMENT = "**********"
+#: How many released (or owner-less) forms stay masked after their last holder has gone.
+RECENT_VALUES = 8192
 
 _lock = threading.Lock()
-# Insertion-ordered, oldest forgotten first; OrderedDict pops its head in O(1), where a
-# dict would rescan the deleted slots at its front each time.
-_values: OrderedDict[str, None] = OrderedDict()
-_pattern: re.Pattern[str] | None = None
-_installed = False
+_matcher = Matcher()
+_held: dict[str, int] = {}  # form -> how many live holders registered it
+_recent: OrderedDict[str, None] = OrderedDict()  # released or owner-less forms, oldest first
+_holders: dict[int, tuple[weakref.ref[object], tuple[str, ...]]] = {}
+# Filled by weakref callbacks, which run wherever the collector runs (even inside this
+# module, with the lock held): they only append here, and the next write drains it.
+_released: deque[tuple[str, ...]] = deque()
 
 
-def remember(value: object, parsed: object = None) -> None:
-    """Note a value so that redaction scrubs it (and the string leaves of a JSON value).
+def remember(value: object, parsed: object = None, *, owner: object = None) -> None:
+    """Make redaction mask ``value`` (and the string leaves of a JSON value).
 
     ``parsed``, when the caller has already parsed ``value`` as JSON, saves parsing it again.
+    With an ``owner`` (any object that supports weak references) the value stays
+    registered while the owner lives, then joins the recently released window; without
+    one it joins that window at once.
     """
-    new: list[str] = []
-    if parsed is not None:
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        if isinstance(value, str) and len(value) >= MIN_LENGTH:
-            new.append(value)
-        _collect(parsed, new, depth=1)
-    else:
-        _collect(value, new, depth=0)
-    if not new:
+    found = tuple(forms(value, parsed))
+    if not found:
         return
-    global _pattern
     with _lock:
-        added = [v for v in new if v not in _values]
-        if added:
-            _values.update(dict.fromkeys(added))
-            while len(_values) > MAX_VALUES:
-                _values.popitem(last=False)
-            _pattern = None  # rebuilt lazily, off the path that remembered it
-
-
-def _collect(value: object, out: list[str], depth: int) -> None:
-    if depth > 8:
-        return
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
+        _drain()
+        if owner is None:
+            for form in found:
+                _touch(form)
             return
-    if isinstance(value, str):
-        if len(value) >= MIN_LENGTH:
-            out.append(value)
-            stripped = value.strip()
-            if stripped[:1] in ("{", "[") and depth == 0:
-                try:
-                    _collect(json.loads(stripped), out, depth + 1)
-                except ValueError:
-                    pass
-    elif isinstance(value, dict):
-        for item in value.values():
-            _collect(item, out, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _collect(item, out, depth + 1)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= MIN_LENGTH:
-            out.append(text)
+        ref = weakref.ref(owner, _on_release)
+        _holders[id(ref)] = (ref, found)
+        for form in found:
+            count = _held.get(form, 0)
+            _held[form] = count + 1
+            if not count:
+                _matcher.add(form)
 
 
-def _current_pattern() -> re.Pattern[str] | None:
-    global _pattern
-    pattern = _pattern
-    if pattern is None and _values:
-        with _lock:
-            # Longest first, so a value that contains another is masked whole.
-            ordered = sorted(_values, key=len, reverse=True)
-            pattern = _pattern = re.compile("|".join(re.escape(v) for v in ordered))
-    return pattern
+def _on_release(ref: weakref.ref[object]) -> None:
+    entry = _holders.pop(id(ref), None)
+    if entry is not None:
+        _released.append(entry[1])
+
+
+def _drain() -> None:
+    while _released:
+        for form in _released.popleft():
+            count = _held[form] - 1
+            if count:
+                _held[form] = count
+            else:
+                del _held[form]
+                _touch(form)
+
+
+def _touch(form: str) -> None:
+    if form in _recent:
+        _recent.move_to_end(form)
+        return
+    _recent[form] = None
+    _matcher.add(form)  # a no-op when a holder registered it already
+    while len(_recent) > RECENT_VALUES:
+        oldest, _ = _recent.popitem(last=False)
+        if oldest not in _held:
+            _matcher.discard(oldest)
+
+
+def registered() -> int:
+    """How many forms are masked now (for tests and benchmarks)."""
+    return len(_matcher)
 
 
 def redact(text: str) -> str:
-    """``text`` with every remembered value replaced by a mask."""
-    pattern = _current_pattern()
-    if pattern is None or not text:
+    """``text`` with every registered value replaced by a mask."""
+    if not text:
         return text
-    return pattern.sub(REPLACEMENT, text)
+    return _matcher.redact(text, REPLACEMENT)
+
+
+def holds_value(text: str) -> bool:
+    """Whether ``text`` shows a registered value."""
+    return bool(_matcher.spans(text))
 
 
 def redact_logs() -> None:
-    """Scrub every value revealed through secretkit from every log record. Idempotent."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _installed = True
-    previous = logging.getLogRecordFactory()
+    """Scrub every value revealed through secretkit from every log record.
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        _scrub(record)
-        return record
+    Idempotent: a second call does nothing while the factory it installed is the current
+    one, and installs it again when something has replaced it.
+    """
+    from ._redact_logs import install
 
-    factory._secretkit_redacting = True  # type: ignore[attr-defined]
-    logging.setLogRecordFactory(factory)
+    install()
 
 
-def _scrub(record: logging.LogRecord) -> None:
-    if _current_pattern() is None:
-        return
-    try:
-        message = record.getMessage()
-    except Exception:
-        message = str(record.msg)
-    # Formatting now, once, means handlers see only the scrubbed text.
-    record.msg = redact(message)
-    record.args = None
-    if record.exc_info and record.exc_info[1] is not None:
-        record.exc_text = redact("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
-    if record.stack_info:
-        record.stack_info = redact(record.stack_info)
-    # Logger.makeRecord writes `extra={...}` fields into record.__dict__ after this factory
-    # returns, so a dict that scrubs on write is the one place that sees them.
-    record.__dict__ = _ScrubbingDict(record.__dict__)
+class StreamRedactor(Generic[AnyStr]):
+    """Masks values in a stream read in arbitrary chunks, with the log redactor's rules.
+
+    ::
+
+        redactor = StreamRedactor()                  # every value this process registered
+        redactor = StreamRedactor(["s3cr3t", b"k"])  # or exactly these (in all their forms)
+        out.write(redactor.feed(chunk))              # bytes in, bytes out
+        out.write(redactor.flush())                  # once, at the end of the stream
+        StreamRedactor(text=True).feed("...")        # str in, str out
+
+    A value split across chunks is still masked: the tail of what was fed that could be
+    the start of a value (at most the longest value minus one character, or a whole match
+    that such a tail overlaps) waits for the next chunk or :meth:`flush`. Everything else
+    comes out at once, so a prompt without a newline shows. Bytes are decoded as UTF-8
+    with ``surrogateescape`` and encoded back the same way, so output that is not a value
+    comes out byte for byte. A redactor holds one stream's tail: use one per stream
+    (:meth:`clone` gives another with the same values).
+    """
+
+    @overload
+    def __init__(
+        self: StreamRedactor[bytes],
+        values: Iterable[object] | None = None,
+        *,
+        text: Literal[False] = False,
+        mask: str = REPLACEMENT,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: StreamRedactor[str],
+        values: Iterable[object] | None = None,
+        *,
+        text: Literal[True],
+        mask: str = REPLACEMENT,
+    ) -> None: ...
+
+    def __init__(
+        self, values: Iterable[object] | None = None, *, text: bool = False, mask: str = REPLACEMENT
+    ):
+        self._values = None if values is None else list(values)
+        self._matcher = _matcher if self._values is None else Matcher(_all_forms(self._values))
+        self._text = text
+        self._mask = mask
+        self._carry = ""
+        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+
+    def clone(self) -> StreamRedactor[AnyStr]:
+        """A redactor for another stream: the same values, its own held-back tail."""
+        twin: StreamRedactor[AnyStr] = StreamRedactor.__new__(StreamRedactor)
+        twin._values, twin._matcher, twin._text, twin._mask = (
+            self._values,
+            self._matcher,
+            self._text,
+            self._mask,
+        )
+        twin._carry = ""
+        twin._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        return twin
+
+    def feed(self, data: AnyStr) -> AnyStr:
+        """What can be written now of everything fed so far, masked."""
+        if isinstance(data, str):
+            if not self._text:
+                raise TypeError("this StreamRedactor masks bytes; build it with text=True for str")
+            return self._step(data, final=False)
+        if self._text:
+            raise TypeError("this StreamRedactor masks str; build it without text=True for bytes")
+        return self._step(self._decoder.decode(data), final=False).encode("utf-8", "surrogateescape")
+
+    def flush(self) -> AnyStr:
+        """The held-back tail, masked, at the end of the stream."""
+        if self._text:
+            return self._step("", final=True)  # type: ignore[return-value]
+        tail = self._step(self._decoder.decode(b"", final=True), final=True)
+        return tail.encode("utf-8", "surrogateescape")  # type: ignore[return-value]
+
+    def _step(self, data: str, *, final: bool) -> str:
+        buf = self._carry + data
+        matcher = self._matcher
+        spans = matcher.spans(buf)
+        cut = len(buf)
+        if not final:
+            cut -= matcher.held(buf)
+            for begin, end in reversed(spans):
+                if begin < cut < end:
+                    cut = begin  # a match the held tail reaches into is decided next time, whole
+                    break
+                if end <= cut:
+                    break
+        self._carry = buf[cut:]
+        return replace(buf, spans, cut, self._mask)
 
 
-class _ScrubbingDict(dict):  # type: ignore[type-arg]
-    __slots__ = ()
-
-    def __setitem__(self, key: str, value: object) -> None:
-        if isinstance(value, str) and key not in _STANDARD:
-            value = redact(value)
-        super().__setitem__(key, value)
+def _all_forms(values: Iterable[object]) -> list[str]:
+    return [form for value in values for form in forms(value)]
 
 
 def _after_fork_in_child() -> None:
@@ -160,5 +226,3 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}

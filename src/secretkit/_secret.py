@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
+import os
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
@@ -17,6 +19,9 @@ __all__ = ["MASK", "LiveSecret", "Secret"]
 
 T = TypeVar("T")
 MASK = "**********"
+# Hashes are keyed per process: an unkeyed hash(Secret) == hash(value) would let anyone who
+# sees a hash (a dict's layout, a debug dump) confirm a guess of the value.
+_HASH_KEY = os.urandom(16)
 
 
 class _Redacted:
@@ -75,12 +80,14 @@ class Secret(_Redacted, Generic[T]):
     ``fetched_at`` are safe to show.
     """
 
-    __slots__ = ("_registered", "_value", "fetched_at", "name", "source", "version")
+    # __weakref__: redaction keeps a value registered exactly as long as a Secret holds it.
+    __slots__ = ("__weakref__", "_registered", "_value", "fetched_at", "name", "source", "version")
 
     name: str
     source: str | None
     version: str | None
     fetched_at: datetime
+    _registered: bool
 
     def __init__(
         self,
@@ -109,9 +116,9 @@ class Secret(_Redacted, Generic[T]):
         ``production`` or ``8080`` stays readable in logs; anything handed out as a secret
         is registered before it is returned.
         """
-        if not self._registered:  # type: ignore[has-type]
+        if not self._registered:
             object.__setattr__(self, "_registered", True)
-            _redact.remember(self._value)  # type: ignore[attr-defined]
+            _redact.remember(self._value, owner=self)  # type: ignore[attr-defined]
 
     def reveal(self) -> T:
         """The value. Keep what this returns out of logs, errors and responses."""
@@ -132,11 +139,14 @@ class Secret(_Redacted, Generic[T]):
         return not self.__eq__(other)
 
     def __hash__(self) -> int:
-        return hash(_comparable(self._value))  # type: ignore[attr-defined]
+        digest = hashlib.blake2b(_comparable(self._value), key=_HASH_KEY, digest_size=8).digest()  # type: ignore[attr-defined]
+        return int.from_bytes(digest, "big", signed=True)
 
     def field(self, path: str) -> Secret[Any]:
         """The secret at ``path`` (``"a.b"``; digits index lists) of this JSON secret."""
-        _, value = field_value(self._value, path)  # type: ignore[attr-defined]
+        # Indexed, not unpacked: the parsed document must not stay in a local of this frame,
+        # where a traceback captured with locals (Sentry's default) would find every key.
+        value = field_value(self._value, path)[1]  # type: ignore[attr-defined]
         if isinstance(value, Missing):
             # Raised here, where no local holds the value (error reporters capture locals).
             if value.part is None:
@@ -168,21 +178,31 @@ class Missing:
 
 
 def field_value(value: Any, path: str) -> tuple[Any, Any]:
-    """``(document, value at path)``: the parsed document, and the value or a :class:`Missing`."""
-    if isinstance(value, (str, bytes)):
+    """``(document, value at path)``: the parsed document, and the value or a :class:`Missing`.
+
+    Never raises: an exception from here would carry this frame, with the document in its
+    locals, to whoever captures the traceback. A caller that raises on a :class:`Missing`
+    drops the document first.
+    """
+    if isinstance(value, (str, bytes, bytearray)):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             return None, Missing(None)
     document = value
     for part in path.split("."):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+        elif isinstance(value, list) and _is_index(part) and int(part) < len(value):
             value = value[int(part)]
         else:
             return document, Missing(part)
     return document, value
+
+
+def _is_index(part: str) -> bool:
+    # isdecimal, not isdigit: int("²") raises; and short, as int() refuses very long digit strings.
+    return part.isascii() and part.isdecimal() and len(part) < 19
 
 
 class LiveSecret(_Redacted, Generic[T]):

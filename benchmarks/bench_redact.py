@@ -1,0 +1,148 @@
+"""Redaction benchmarks: what log redaction costs per line and per new value, as values pile up.
+
+Run by hand: ``python benchmarks/bench_redact.py`` (``--quick`` for a smoke run). With 10,
+1,000 and 10,000 values registered (each held by a live Secret, as a cache holds them), it
+times a log line through a handler with and without ``redact_logs()``, and a new secret
+plus one log line. Ratios are against plain logging measured in the same rounds, so a slow
+or noisy machine shifts both sides together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _rounds import interleaved
+
+from secretkit import Secret, _redact, redact_logs
+
+COUNTS = (10, 1_000, 10_000)
+
+
+def make_logger() -> logging.Logger:
+    logger = logging.getLogger("bench_redact")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # lives as long as the run
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+def log_lines(logger: logging.Logger, lines: int) -> Callable[[], object]:
+    def run() -> None:
+        for i in range(lines):
+            logger.info(
+                "user %s logged in from %s (request %d, session %s)", "alice", "10.0.0.1", i, "a1b2c3"
+            )
+
+    return run
+
+
+def with_factory(
+    factory: Callable[..., logging.LogRecord], body: Callable[[], object]
+) -> Callable[[], object]:
+    def run() -> object:
+        logging.setLogRecordFactory(factory)
+        return body()
+
+    return run
+
+
+def bench(
+    counts: tuple[int, ...], rounds: int, lines: int
+) -> list[tuple[int, int, float, float, float, float, float]]:
+    logger = make_logger()
+    plain = logging.LogRecord
+    logging.setLogRecordFactory(plain)
+    redact_logs()
+    redacting = logging.getLogRecordFactory()
+    held: list[Secret[str]] = []
+    rows = []
+    for count in counts:
+        while len(held) < count:
+            held.append(Secret(f"S{len(held)}", secrets.token_urlsafe(24)))
+        fresh: list[Secret[str]] = []
+
+        def new_value_and_line(fresh: list[Secret[str]] = fresh) -> None:
+            fresh.append(Secret("NEW", secrets.token_urlsafe(24)))
+            logger.info("rotated %s for user %s", "db-password", "alice")
+
+        samples = interleaved(
+            {
+                "plain": with_factory(plain, log_lines(logger, lines)),
+                "redacted": with_factory(redacting, log_lines(logger, lines)),
+                "new value + line": with_factory(redacting, new_value_and_line),
+                "plain line": with_factory(plain, log_lines(logger, 1)),
+            },
+            rounds,
+        )
+        fresh.clear()
+        plain_us = statistics.median(samples["plain"]) / lines * 1e6
+        redacted_us = statistics.median(samples["redacted"]) / lines * 1e6
+        ratio = statistics.median(r / p for r, p in zip(samples["redacted"], samples["plain"], strict=True))
+        new_us = statistics.median(samples["new value + line"]) * 1e6
+        new_ratio = statistics.median(
+            n / p for n, p in zip(samples["new value + line"], samples["plain line"], strict=True)
+        )
+        rows.append((count, _redact.registered(), plain_us, redacted_us, ratio, new_us, new_ratio))
+    logging.setLogRecordFactory(plain)
+    return rows
+
+
+def bench_stream(megabytes: int) -> tuple[float, float]:
+    """Seconds to mask ``megabytes`` of log-like output in 64 KiB reads, and to just copy it."""
+    chunk = (b"GET /api/v1/items?page=3 200 12ms user=alice session=a1b2c3d4\n" * 1100)[:65536]
+    reads = megabytes * 16
+    redactor = _redact.StreamRedactor()
+    started = time.perf_counter()
+    for _ in range(reads):
+        redactor.feed(chunk)
+    redactor.flush()
+    masked = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(reads):
+        bytes(chunk)
+    copied = time.perf_counter() - started
+    return masked, copied
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    args = parser.parse_args()
+    rounds, lines = (15, 50) if args.quick else (201, 200)
+    counts = COUNTS
+
+    mode = "quick" if args.quick else "full"
+    print(f"secretkit redaction benchmarks (python {sys.version.split()[0]}, {mode})")
+    print()
+    print(
+        f"{'values':>7} {'forms':>7} {'plain line':>11} {'redacted':>9} {'per-line':>9} "
+        f"{'new value + line':>17} {'vs plain line':>14}"
+    )
+    for count, forms, plain_us, redacted_us, ratio, new_us, new_ratio in bench(counts, rounds, lines):
+        print(
+            f"{count:>7,} {forms:>7,} {plain_us:>9.2f}us {redacted_us:>7.2f}us {ratio:>8.2f}x "
+            f"{new_us:>15.1f}us {new_ratio:>13.1f}x"
+        )
+    print()
+    size = 2 if args.quick else 16
+    masked, copied = bench_stream(size)
+    print(
+        f"stream masking ({_redact.registered():,} forms registered): {size / masked:.1f} MB/s "
+        f"({masked / size * 1e3:.1f} ms per MB; copying alone {copied / size * 1e3:.2f} ms per MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
