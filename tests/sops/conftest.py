@@ -110,7 +110,7 @@ def key_file(tmp_path: Path, age_key: AgeKey) -> Path:
 
 @pytest.fixture(autouse=True)
 def sops_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key_file: Path) -> dict[str, str]:
-    """Only this test's age key file is visible; no ~/.config key file, no Vault or AWS settings of the machine."""
+    """Only this test's age key file is visible: no key file, Vault or AWS settings of the machine."""
     for name in (
         "SOPS_AGE_KEY",
         "SOPS_AGE_KEY_CMD",

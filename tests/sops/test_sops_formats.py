@@ -126,7 +126,8 @@ def test_binary_json_content_has_fields(sops, age_flags, tmp_path, store) -> Non
 
 def test_unencrypted_suffix_values_are_read_and_macced(sops, age_flags, tmp_path, store) -> None:
     """Keys ending in ``_unencrypted`` stay plaintext in the file and are served as they are."""
-    plain = "host_unencrypted: db.internal\nport_unencrypted: 5432\nflag_unencrypted: yes\npassword: suffix-pw-1\n"
+    plain = "host_unencrypted: db.internal\nport_unencrypted: 5432\n"
+    plain += "flag_unencrypted: yes\npassword: suffix-pw-1\n"
     path = sops.encrypt(tmp_path / "s.enc.yaml", plain, fmt="yaml", keys=age_flags)
     assert "db.internal" in path.read_text()
     assert read(store, path, "host_unencrypted") == "db.internal"
@@ -146,8 +147,9 @@ def test_unencrypted_suffix_values_are_read_and_macced(sops, age_flags, tmp_path
 def test_encryption_rules_are_honoured(
     sops, age_flags, tmp_path, store, flag, pattern, encrypted_key, plain_key
 ) -> None:
-    """encrypted_regex / unencrypted_regex / encrypted_suffix: both kinds of value read back, the MAC checks out."""
-    plain = f"{encrypted_key}: rule-secret-1\n{plain_key}: rule-plain-2\nnested:\n  {encrypted_key}: rule-secret-3\n"
+    """encrypted_regex / unencrypted_regex / encrypted_suffix: both kinds of value read back, MAC checked."""
+    plain = f"{encrypted_key}: rule-secret-1\n{plain_key}: rule-plain-2\n"
+    plain += f"nested:\n  {encrypted_key}: rule-secret-3\n"
     path = sops.encrypt(tmp_path / "r.enc.yaml", plain, fmt="yaml", keys=age_flags, extra=[flag, pattern])
     text = path.read_text()
     assert "rule-secret-1" not in text and "rule-plain-2" in text

@@ -268,8 +268,9 @@ class DataKeys:
                 EncryptionContext=context,
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "?")
-            raise _Refused(f"KMS refused Decrypt ({code})") from None
+            code = exc.response.get("Error", {}).get("Code") or "?"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            raise _Refused(f"KMS refused Decrypt ({code}, HTTP {status})") from None
         except BotoCoreError as exc:
             raise _Unreachable(f"KMS could not be reached ({type(exc).__name__})") from None
         return bytes(response["Plaintext"])
