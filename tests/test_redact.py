@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import secrets
 from collections.abc import Iterator
 
 import pytest
 
 import secretkit
-from secretkit import SecretStore, _redact
+from secretkit import SecretStore, _redact, _redact_engine
+from secretkit._redact_engine import MIN_LENGTH, Matcher, forms
 from secretkit.backends import EnvBackend, MemoryBackend
 
 
@@ -99,3 +102,91 @@ def test_the_longest_value_wins() -> None:
     _redact.remember("abcd-1234")
     _redact.remember("abcd-1234-efgh-5678")
     assert _redact.redact("x abcd-1234-efgh-5678 y") == "x ********** y"
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+
+def test_matcher_finds_every_value_at_every_position() -> None:
+    """Each value is found wherever it sits in a text, whatever the probing step."""
+    values = ["abcd", "abcdefg", "k" * 11, "0123456789abcdef-long-token"]
+    for value in values:
+        matcher = Matcher([value])
+        for pad in range(12):
+            text = "." * pad + value + "." * (11 - pad)
+            assert matcher.spans(text) == [(pad, pad + len(value))], (len(value), pad)
+
+
+def test_matcher_forgets_a_discarded_value_and_keeps_the_others() -> None:
+    """discard() removes one value; values sharing its grams stay found."""
+    matcher = Matcher(["shared-prefix-one", "shared-prefix-two", "abcd"])
+    matcher.discard("shared-prefix-one")
+    matcher.discard("abcd")
+    assert matcher.redact("shared-prefix-one shared-prefix-two abcd", "*") == "shared-prefix-one * abcd"
+    assert matcher.step == _redact_engine.MAX_STEP  # the short value no longer slows every scan
+    assert len(matcher) == 1
+
+
+def test_short_values_lower_the_probing_step_for_all() -> None:
+    """A value of MIN_LENGTH characters makes every position a probe; long values alone do not."""
+    matcher = Matcher(["a-long-enough-value"])
+    assert matcher.step == _redact_engine.MAX_STEP
+    matcher.add("wxyz")
+    assert matcher.step == 1
+    assert matcher.redact("..wxyz..a-long-enough-value", "*") == "..*..*"
+
+
+def test_values_with_a_common_prefix_are_filed_apart() -> None:
+    """Connection strings that share a prefix do not all land under the same grams."""
+    dsns = [f"postgres://app:{secrets.token_hex(8)}@db.internal:5432/app" for _ in range(200)]
+    matcher = Matcher(dsns)
+    crowded = max(len(entries) for entries in matcher._index.values())
+    assert crowded < 20
+    assert matcher.redact(f"dsn={dsns[123]} ok", "*") == "dsn=* ok"
+
+
+def test_overlapping_values_are_masked_as_one() -> None:
+    """Values that overlap in a text are masked as one span, so no piece of either shows."""
+    matcher = Matcher(["abcdef-123", "123-ghijkl"])
+    assert matcher.redact("x abcdef-123-ghijkl y", "*") == "x * y"
+
+
+def test_held_is_the_longest_tail_that_could_start_a_value() -> None:
+    """held() counts the end of a text that a value could continue, and nothing more."""
+    matcher = Matcher(["s3cr3t-value", "token-extended"])
+    assert matcher.held("Password: ") == 0
+    assert matcher.held("abc s3c") == 3
+    assert matcher.held("abc s3cr3t-v") == 8
+    assert matcher.held("abc s3cr3t-value") == 0  # whole: a match, not a prefix
+    assert matcher.held("x s") == 1
+
+
+def test_forms_cover_escapes_encodings_and_lines() -> None:
+    """A value is registered raw, repr()- and JSON-escaped, URL-encoded, and line by line."""
+    value = "p\\a\"s's\n\tw\x01rd-ü-line-two"
+    found = set(forms(value))
+    assert value in found
+    assert repr(value)[1:-1] in found
+    assert json.dumps(value)[1:-1] in found
+    assert json.dumps(value, ensure_ascii=False)[1:-1] in found
+    document = json.dumps({"pw": value})
+    assert any(f in repr(document) for f in found if len(f) > len(value))  # a JSON document in a repr()
+    assert "w\x01rd-ü-line-two" in found  # the second line, stripped
+    assert all(len(f) >= MIN_LENGTH for f in found)
+
+
+def test_bytes_are_registered_in_the_forms_they_decode_to() -> None:
+    """Non-UTF-8 bytes are found as their repr() contents, Latin-1 text and stream text."""
+    value = b"\xff\xfe-binary-key-\x00"
+    found = set(forms(value))
+    assert repr(value)[2:-1] in found
+    assert value.decode("latin-1") in found
+    assert value.decode("utf-8", "surrogateescape") in found
+    assert "utf-8-bytes-é" in set(forms("utf-8-bytes-é".encode()))
+
+
+def test_json_leaves_are_registered_and_tiny_ones_are_not() -> None:
+    """A JSON secret's string and number leaves count; leaves under MIN_LENGTH do not."""
+    found = set(forms('{"user": "app", "password": "pw-123456", "port": 54321, "on": true}'))
+    assert {"pw-123456", "54321"} <= found
+    assert "app" not in found and "True" not in found

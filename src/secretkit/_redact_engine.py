@@ -269,7 +269,10 @@ def _text_forms(text: str, out: dict[str, None]) -> None:
     escaped = json.dumps(text)[1:-1]
     out[quoted] = None
     out[escaped] = None
+    # A JSON document inside a str prints, in a dict's repr(), with the quote repr() picks
+    # for the whole document: both choices.
     out[repr(escaped)[1:-1]] = None
+    out[repr(escaped + "'\"")[1:-4]] = None
     out[json.dumps(text, ensure_ascii=False)[1:-1]] = None
     out[quote(text, safe="")] = None
     try:
