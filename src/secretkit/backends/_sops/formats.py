@@ -183,7 +183,10 @@ def _typed_metadata(meta: dict[str, Any]) -> dict[str, Any]:
 def _yaml12_loader() -> Any:
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    # libyaml's parser when PyYAML was built with it: the pure-Python one is ~20x slower.
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc]
         """PyYAML's safe loader read as YAML 1.2, as sops (go-yaml v3) reads it.
 
         ``yes``/``on`` stay strings and timestamps stay text: an unencrypted value enters
