@@ -41,6 +41,7 @@ _COUNTERS: tuple[tuple[str, str, str, str], ...] = (
     ("secretkit.secret.rotations", "rotations", "{rotation}", "Refreshes that brought a new version."),
 )
 
+_COUNTER_KEYS = frozenset(key for _, key, _, _ in _COUNTERS)
 _SUCCESS: frozenset[str] = frozenset({"loaded", "refreshed"})
 
 _lock = threading.Lock()
@@ -85,7 +86,7 @@ class Instrumentation:
 
     def __init__(self, meter: Any, tracer: Tracer, name_attribute: NameAttribute) -> None:
         self._on = True
-        self._totals = _Totals()
+        self._collector = _Collector()
         self._observer = _Observer(
             tracer,
             meter.create_histogram(
@@ -100,9 +101,12 @@ class Instrumentation:
             ),
             name_attribute,
         )
-        for name, key, unit, description in _COUNTERS:
+        for i, (name, key, unit, description) in enumerate(_COUNTERS):
             meter.create_observable_counter(
-                name, callbacks=[self._counter_callback(key)], unit=unit, description=description
+                name,
+                callbacks=[self._counter_callback(key, first=i == 0)],
+                unit=unit,
+                description=description,
             )
         meter.create_observable_up_down_counter(
             "secretkit.cache.size",
@@ -146,14 +150,16 @@ class Instrumentation:
 
     # -- observable instruments ----------------------------------------------------------
 
-    def _counter_callback(self, key: str) -> Any:
+    def _counter_callback(self, key: str, *, first: bool = False) -> Any:
         def callback(options: CallbackOptions) -> Iterator[Observation]:
             from opentelemetry.metrics import Observation
 
             if not self._on:
                 return
-            for backend, value in self._totals.sums(key).items():
-                yield Observation(value, {"secretkit.backend": backend})
+            if first:
+                self._collector.take()
+            for backend, row in self._collector.snapshot.counters.items():
+                yield Observation(row.get(key, 0), {"secretkit.backend": backend})
 
         return callback
 
@@ -161,50 +167,110 @@ class Instrumentation:
         from opentelemetry.metrics import Observation
 
         if self._on:
-            per: dict[str, int] = {}
-            for store in _stores():
-                # Every backend seen reports, at zero too, so an emptied cache shows as 0, not a gap.
-                for backend in store.stats()["backends"]:
-                    per.setdefault(backend, 0)
-                for entry in list(store._entries.values()):
-                    per[entry.backend] = per.get(entry.backend, 0) + 1
-            for backend, value in per.items():
+            for backend, value in self._collector.snapshot.size.items():
                 yield Observation(value, {"secretkit.backend": backend})
 
     def _negative(self, options: CallbackOptions) -> Iterator[Observation]:
         from opentelemetry.metrics import Observation
 
         if self._on:
-            yield Observation(sum(_negative_entries(store) for store in _stores()))
+            yield Observation(self._collector.snapshot.negative)
 
     def _headroom(self, options: CallbackOptions) -> Iterator[Observation]:
         from opentelemetry.metrics import Observation
 
-        if not self._on:
-            return
-        headrooms = [h for store in _stores() if (h := _stale_headroom(store)) is not None]
-        if headrooms:
-            yield Observation(min(headrooms))
+        headroom = self._collector.snapshot.headroom
+        if self._on and headroom is not None:
+            yield Observation(headroom)
 
 
-def _stores() -> list[SecretStore]:
-    from ._store import _STORES
+class _Snapshot:
+    __slots__ = ("counters", "headroom", "negative", "size")
 
-    return [store for store in list(_STORES) if not store._closed]
+    def __init__(self) -> None:
+        self.counters: dict[str, dict[str, int]] = {}  # backend -> stats key -> total
+        self.size: dict[str, int] = {}
+        self.negative = 0
+        self.headroom: float | None = None
 
 
-def _negative_entries(store: SecretStore) -> int:
-    stats = store.stats()
+class _Collector:
+    """What the observable instruments report, read from every store once per collection.
+
+    ``stats()`` walks a store's cache under its lock, so it is read once per collection,
+    not once per instrument: the SDK runs one collection's callbacks one after another,
+    in the order the instruments were made, and the first takes the snapshot.
+
+    Counter totals never fall: a garbage-collected store takes its counters with it, so
+    the last figures read from each store are kept once it is gone.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.snapshot = _Snapshot()
+        self._last: dict[int, dict[str, dict[str, int]]] = {}
+        self._refs: dict[int, weakref.ref[SecretStore]] = {}
+        self._gone: dict[str, dict[str, int]] = {}
+
+    def take(self) -> None:
+        from ._store import _STORES
+
+        snap = _Snapshot()
+        with self._lock:
+            snap.counters = {backend: dict(row) for backend, row in self._gone.items()}
+        headrooms: list[float] = []
+        for store in list(_STORES):
+            stats = store.stats()
+            per: dict[str, dict[str, int]] = {
+                backend: {key: value for key, value in row.items() if key in _COUNTER_KEYS}
+                for backend, row in stats["backends"].items()
+            }
+            self._remember(store, per)
+            for backend, row in per.items():
+                total = snap.counters.setdefault(backend, {})
+                for key, value in row.items():
+                    total[key] = total.get(key, 0) + value
+            if store._closed:
+                continue
+            # Every backend seen reports a size, at zero too, so an emptied cache shows as 0, not a gap.
+            for backend in per:
+                snap.size.setdefault(backend, 0)
+            for entry in list(store._entries.values()):
+                snap.size[entry.backend] = snap.size.get(entry.backend, 0) + 1
+            snap.negative += _negative_entries(store, stats)
+            headroom = _stale_headroom(store, stats)
+            if headroom is not None:
+                headrooms.append(headroom)
+        snap.headroom = min(headrooms) if headrooms else None
+        self.snapshot = snap
+
+    def _remember(self, store: SecretStore, per: dict[str, dict[str, int]]) -> None:
+        ident = id(store)
+        with self._lock:
+            if ident not in self._refs:
+                self._refs[ident] = weakref.ref(store, lambda _: self._forget(ident))
+            self._last[ident] = per
+
+    def _forget(self, ident: int) -> None:
+        with self._lock:
+            self._refs.pop(ident, None)
+            for backend, row in self._last.pop(ident, {}).items():
+                gone = self._gone.setdefault(backend, {})
+                for key, value in row.items():
+                    gone[key] = gone.get(key, 0) + value
+
+
+def _negative_entries(store: SecretStore, stats: dict[str, Any]) -> int:
     if "negative" in stats:
         return int(stats["negative"])
     return len(store._failures)  # until stats() reports it
 
 
-def _stale_headroom(store: SecretStore) -> float | None:
-    stats = store.stats()
+def _stale_headroom(store: SecretStore, stats: dict[str, Any]) -> float | None:
     if "stale_headroom" in stats:
         value = stats["stale_headroom"]
         return None if value is None else float(value)
+    # Until stats() reports it: the values past their TTL that are served because the backend fails.
     now = store._clock()
     stale = [
         entry.stale_until - now
@@ -212,47 +278,6 @@ def _stale_headroom(store: SecretStore) -> float | None:
         if entry.failures and entry.expires_at <= now < entry.stale_until
     ]
     return min(stale) if stale else None
-
-
-class _Totals:
-    """Per-backend counter sums over the live stores, never falling when a store goes.
-
-    A garbage-collected store takes its counters with it; a monotonic sum must not drop,
-    so the last figures read from each store are kept once it is gone.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last: dict[int, dict[str, dict[str, int]]] = {}
-        self._refs: dict[int, weakref.ref[SecretStore]] = {}
-        self._gone: dict[str, dict[str, int]] = {}
-
-    def sums(self, key: str) -> dict[str, int]:
-        from ._store import _STORES
-
-        out: dict[str, int] = dict(self._gone.get(key, {}))
-        for store in list(_STORES):
-            per = {backend: row.get(key, 0) for backend, row in store.stats()["backends"].items()}
-            self._remember(store, key, per)
-            for backend, value in per.items():
-                out[backend] = out.get(backend, 0) + value
-        return out
-
-    def _remember(self, store: SecretStore, key: str, per: dict[str, int]) -> None:
-        ident = id(store)
-        with self._lock:
-            if ident not in self._refs:
-                self._refs[ident] = weakref.ref(store, lambda _: self._forget(ident))
-                self._last[ident] = {}
-            self._last[ident][key] = per
-
-    def _forget(self, ident: int) -> None:
-        with self._lock:
-            self._refs.pop(ident, None)
-            for key, per in self._last.pop(ident, {}).items():
-                gone = self._gone.setdefault(key, {})
-                for backend, value in per.items():
-                    gone[backend] = gone.get(backend, 0) + value
 
 
 # -- traces and the fetch histogram ---------------------------------------------------------
