@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigurationError
+from ..._errors import ConfigurationError, MissingDependency
 
 __all__ = ["SopsDocument", "looks_like_sops", "parse_document"]
 
@@ -113,7 +113,10 @@ def _load_ini(path: Path, text: str) -> dict[str, Any]:
 
 
 def _load_yaml(path: Path, text: str) -> dict[str, Any]:
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise MissingDependency("sops", "PyYAML", "sops") from None
 
     try:
         documents = list(yaml.load_all(text, Loader=_loader()))

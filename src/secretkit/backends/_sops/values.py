@@ -15,6 +15,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from ..._errors import MissingDependency
+
 __all__ = ["TreeRefused", "decrypt_tree", "go_float"]
 
 _ENC = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
@@ -31,7 +33,10 @@ class TreeRefused(Exception):
 
 def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> dict[str, Any]:
     """The decrypted copy of ``tree``, after its MAC checked out; raises ``TreeRefused`` otherwise."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    except ImportError:
+        raise MissingDependency("sops", "cryptography", "sops") from None
 
     if metadata.get("unencrypted_comment_regex") or metadata.get("encrypted_comment_regex"):
         raise TreeRefused(
