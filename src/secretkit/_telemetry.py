@@ -10,6 +10,7 @@ never by ``import secretkit``.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -46,6 +47,18 @@ _SUCCESS: frozenset[str] = frozenset({"loaded", "refreshed"})
 
 _lock = threading.Lock()
 _active: Instrumentation | None = None
+
+
+def _after_fork_in_child() -> None:
+    # A parent thread collecting metrics at fork time would leave these locked in the child forever.
+    global _lock
+    _lock = threading.Lock()
+    if _active is not None:
+        _active._collector._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def instrument(
