@@ -46,7 +46,9 @@ class Matcher:
         self._keys = self._index.keys()
         # The first GRAM characters of each value, for streams that must know whether the
         # end of a chunk could be the start of a value.
-        self._heads: dict[str, tuple[str, ...]] = {}
+        # Buckets here are dicts, changed in place: values sharing a head (``churn-``,
+        # ``postgres``) would make copy-on-write cost a copy of the bucket per change.
+        self._heads: dict[str, dict[str, None]] = {}
         self._starts: dict[str, int] = {}  # every prefix shorter than GRAM, counted
         self._values: dict[str, int] = {}  # value -> offset of the first gram it is filed under
         self._steps = [0] * (MAX_STEP + 1)
@@ -81,8 +83,7 @@ class Matcher:
         for offset in range(start, start + step):
             gram = value[offset : offset + GRAM]
             index[gram] = (*index.get(gram, ()), (value, offset))
-        head = value[:GRAM]
-        self._heads[head] = (*self._heads.get(head, ()), value)
+        self._heads.setdefault(value[:GRAM], {})[value] = None
         for n in range(1, GRAM):
             self._starts[value[:n]] = self._starts.get(value[:n], 0) + 1
 
@@ -100,12 +101,10 @@ class Matcher:
                 index[gram] = kept
             else:
                 index.pop(gram, None)
-        head = value[:GRAM]
-        heads = tuple(v for v in self._heads.get(head, ()) if v != value)
-        if heads:
-            self._heads[head] = heads
-        else:
-            self._heads.pop(head, None)
+        bucket = self._heads.get(value[:GRAM], {})
+        bucket.pop(value, None)
+        if not bucket:
+            self._heads.pop(value[:GRAM], None)
         for n in range(1, GRAM):
             left = self._starts[value[:n]] - 1
             if left:
@@ -133,8 +132,8 @@ class Matcher:
             load = sum(len(index.get(value[o : o + GRAM], ())) for o in range(start, start + step))
             if best_load < 0 or load < best_load:
                 best, best_load = start, load
-                if not load:
-                    break
+                if load <= step:
+                    break  # about one other value per gram: as quiet as it usefully gets
         return best
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -181,7 +180,8 @@ class Matcher:
                 if text[begin:] in starts:
                     return tail
                 continue
-            for value in heads.get(text[begin : begin + GRAM], ()):
+            # list(): one copy in C, so a value added meanwhile cannot break the loop
+            for value in list(heads.get(text[begin : begin + GRAM], ())):
                 if len(value) > tail and text.endswith(value[:tail]):
                     return tail
         return 0
