@@ -114,3 +114,14 @@ def test_fault_context_returns_to_pass(proxy: FaultProxy) -> None:
         assert proxy.mode == "latency"
     assert proxy.mode == "pass"
     assert _ask(proxy)[0] == REPLY
+
+
+def test_pass_heals_a_connection_in_the_middle_of_a_drip(proxy: FaultProxy) -> None:
+    """Switching from drip back to pass delivers the rest of a reply at once."""
+    proxy.set("drip", 200)  # 40 bytes: 8 s if the drip went on
+    timer = threading.Timer(0.3, proxy.set, ("pass",))
+    timer.start()
+    got, took = _ask(proxy, timeout=5.0)
+    timer.join()
+    assert got == REPLY
+    assert took < 2.0

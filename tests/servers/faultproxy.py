@@ -177,6 +177,11 @@ class FaultProxy:
     # -- forwarding -------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Cancelled only by stop(): end quietly rather than log every open connection as an error.
+        with suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         link = _Link(writer, None)
         self._links.add(link)
@@ -219,7 +224,7 @@ class FaultProxy:
             pass
         finally:
             queue.put_nowait((0.0, b""))
-            with suppress(Exception):
+            with suppress(Exception, asyncio.CancelledError):
                 await writing
             if not link.closed:
                 # Half-close: pass the end of stream on, as TCP would.
@@ -239,36 +244,41 @@ class FaultProxy:
             arrived, data = await queue.get()
             if not data:
                 return
-            fault = await self._gate(link)
-            if fault is None:
-                return
-            if down and fault.mode == "latency":
-                wait = arrived + fault.value / 1000.0 - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            if down and fault.mode == "drip":
-                for i in range(len(data)):
-                    if link.closed:
-                        return
-                    writer.write(data[i : i + 1])
-                    await writer.drain()
-                    link.sent_down += 1
-                    await asyncio.sleep(fault.value / 1000.0)
-                continue
-            if down and fault.mode == "close_after":
-                room = max(int(fault.value) - link.sent_down, 0)
-                writer.write(data[:room])
-                link.sent_down += min(room, len(data))
-                if len(data) >= room:
-                    await writer.drain()
-                    link.abort(rst=False)
+            delayed = False
+            # The fault is looked at again before every byte dripped, so switching back to
+            # pass heals a connection in the middle of a response, as a real network would.
+            while data:
+                fault = await self._gate(link)
+                if fault is None:
                     return
+                if not down or fault.mode == "pass":
+                    writer.write(data)
+                    sent, data = len(data), b""
+                elif fault.mode == "latency":
+                    wait = arrived + fault.value / 1000.0 - time.monotonic()
+                    if wait > 0 and not delayed:
+                        delayed = True
+                        await asyncio.sleep(wait)
+                        continue
+                    writer.write(data)
+                    sent, data = len(data), b""
+                elif fault.mode == "drip":
+                    writer.write(data[:1])
+                    sent, data = 1, data[1:]
+                    await writer.drain()
+                    await asyncio.sleep(fault.value / 1000.0)
+                else:  # close_after
+                    room = max(int(fault.value) - link.sent_down, 0)
+                    writer.write(data[:room])
+                    if len(data) >= room:
+                        link.sent_down += room
+                        await writer.drain()
+                        link.abort(rst=False)
+                        return
+                    sent, data = len(data), b""
                 await writer.drain()
-                continue
-            writer.write(data)
-            await writer.drain()
-            if down:
-                link.sent_down += len(data)
+                if down:
+                    link.sent_down += sent
 
     async def _gate(self, link: _Link) -> _Fault | None:
         """The fault to apply to the next chunk, after waiting out a blackhole; None: stop."""

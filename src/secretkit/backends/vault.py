@@ -17,7 +17,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -171,6 +172,10 @@ class VaultBackend:
         }
         self.options = _OPTIONS.union(*self._post_paths.values())
         self._owns_client = client is None
+        # How long a request waits for another one holding the login or a lease lock. A request
+        # the store abandoned at its deadline (a server dripping its answer) may hold one far
+        # longer than any socket timeout; past this the waiter goes ahead without it.
+        self._lock_wait = min(CONNECT_TIMEOUT, timeout) + timeout
         if client is None:
             env = os.environ
             address = url or env.get("VAULT_ADDR") or DEFAULT_ADDR
@@ -329,7 +334,7 @@ class VaultBackend:
         if method not in ("GET", "POST"):
             raise InvalidReference(f"{str(ref)!r}: method must be GET (read) or POST (write), not {method!r}")
         self._check_generic(ref, method)
-        with self._lease_lock(ref):
+        with _held_or_waited(self._lease_lock(ref), self._lock_wait):
             lease = self._leases.get(ref)
             if lease is not None:
                 now = self._clock()
@@ -463,7 +468,7 @@ class VaultBackend:
 
     def _login(self, seen: int) -> None:
         """Log in, unless another thread already replaced the token generation ``seen``."""
-        with self._login_lock:
+        with _held_or_waited(self._login_lock, self._lock_wait):
             if self._generation != seen:
                 return
             try:
@@ -672,6 +677,21 @@ class VaultBackend:
         if due is not None and not self._closed:
             with self._cond:
                 self._schedule_locked(due)
+
+
+@contextmanager
+def _held_or_waited(lock: threading.Lock, wait: float) -> Iterator[None]:
+    """Hold ``lock`` for the block, or run it without the lock once ``wait`` seconds have passed.
+
+    Serialising logins and lease renewals saves duplicate requests, nothing more: a second
+    login or credential is harmless, while a caller stuck behind a hung request is not.
+    """
+    acquired = lock.acquire(timeout=wait)
+    try:
+        yield
+    finally:
+        if acquired:
+            lock.release()
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,162 @@
+"""The remote backends as the network tests see them: each behind its own fault proxy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from secretkit import SecretStore
+from secretkit._backend import Backend
+from servers.azure_server import KeyVaultServer, StaticTokenCredential
+from servers.faultproxy import FaultProxy
+from servers.gcp_server import GcpSecretManagerServer, make_client
+from servers.moto_server import MotoServer
+from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
+
+__all__ = ["BUILDERS", "GCP_PROJECT", "REMOTES", "Remote", "time_to_success"]
+
+GCP_PROJECT = "net-project"
+REMOTES = ("aws-sm", "vault", "gcp-sm", "azure-kv")
+
+
+@dataclass
+class Remote:
+    """One backend kind behind its proxy: how to build it, write to it and name a secret in it."""
+
+    scheme: str
+    proxy: FaultProxy
+    build: Callable[[], Backend]
+    write: Callable[[str, str], object]
+    recreate: Callable[[str, str], object]
+    ref: Callable[[str], str]
+    made: list[Backend] = field(default_factory=list)
+
+    def backend(self) -> Backend:
+        """A new backend (own SDK client and connections) through this remote's proxy."""
+        made = self.build()
+        self.made.append(made)
+        return made
+
+    def secret(self, value: str) -> str:
+        """Write a new secret holding ``value``; its reference."""
+        name = f"net-{uuid.uuid4().hex[:12]}"
+        self.write(name, value)
+        return self.ref(name)
+
+    def store(self, **options: Any) -> SecretStore:
+        """A store with a fresh backend of this kind as its only reference backend."""
+        return SecretStore([], reference_backends=[self.backend()], **options)
+
+
+def _aws(moto: MotoServer, proxy: FaultProxy) -> Remote:
+    from secretkit.backends.aws import AwsSecretsManagerBackend
+
+    admin = moto.client("secretsmanager")
+
+    def write(name: str, value: str) -> None:
+        try:
+            admin.put_secret_value(SecretId=name, SecretString=value)
+        except admin.exceptions.ResourceNotFoundException:
+            admin.create_secret(Name=name, SecretString=value)
+
+    def recreate(name: str, value: str) -> None:
+        admin.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+        admin.create_secret(Name=name, SecretString=value)
+
+    return Remote(
+        "aws-sm",
+        proxy,
+        lambda: AwsSecretsManagerBackend(endpoint_url=f"http://{proxy.address}"),
+        write,
+        recreate,
+        lambda name: f"aws-sm://{name}",
+    )
+
+
+def _vault(openbao: OpenBaoServer, proxy: FaultProxy) -> Remote:
+    from secretkit.backends.vault import TokenAuth, VaultBackend
+
+    admin = OpenBaoAdmin(openbao)
+
+    def recreate(name: str, value: str) -> None:
+        admin.root.secrets.kv.v2.delete_metadata_and_all_versions(path=f"net/{name}", mount_point="secret")
+        admin.put(f"net/{name}", {"v": value})
+
+    return Remote(
+        "vault",
+        proxy,
+        lambda: VaultBackend(url=f"http://{proxy.address}", auth=TokenAuth(openbao.root_token)),
+        lambda name, value: admin.put(f"net/{name}", {"v": value}),
+        recreate,
+        lambda name: f"vault://secret/net/{name}?key=v",
+    )
+
+
+def _gcp(server: GcpSecretManagerServer, proxy: FaultProxy) -> Remote:
+    from secretkit.backends.gcp import GcpSecretManagerBackend
+
+    def recreate(name: str, value: str) -> None:
+        client = make_client(server.address)
+        try:
+            client.delete_secret(request={"name": f"projects/{GCP_PROJECT}/secrets/{name}"})
+        finally:
+            client.transport.close()
+        server.add_version(GCP_PROJECT, name, value)
+
+    return Remote(
+        "gcp-sm",
+        proxy,
+        lambda: GcpSecretManagerBackend(project=GCP_PROJECT, endpoint=f"http://{proxy.address}", timeout=5.0),
+        lambda name, value: server.add_version(GCP_PROJECT, name, value),
+        recreate,
+        lambda name: f"gcp-sm://{GCP_PROJECT}/{name}",
+    )
+
+
+def _azure(server: KeyVaultServer, proxy: FaultProxy) -> Remote:
+    from secretkit.backends.azure import AzureKeyVaultBackend
+
+    def build() -> Backend:
+        options = server.client_options()
+        options.pop("retry_total")  # secretkit's own retry settings are under test
+        return AzureKeyVaultBackend(
+            vault_url=f"https://127.0.0.1:{proxy.port}", credential=StaticTokenCredential(), **options
+        )
+
+    return Remote(
+        "azure-kv",
+        proxy,
+        build,
+        lambda name, value: server.put(name, value),
+        # Key Vault gives every version a new random id: a new version is what a recreated secret reads as.
+        lambda name, value: server.put(name, value),
+        lambda name: f"azure-kv://{name}",
+    )
+
+
+BUILDERS: dict[str, Callable[[Any, FaultProxy], Remote]] = {
+    "aws-sm": _aws,
+    "vault": _vault,
+    "gcp-sm": _gcp,
+    "azure-kv": _azure,
+}
+
+
+def time_to_success(store: SecretStore, ref: str, expected: str, limit: float) -> float:
+    """Seconds until a read of ``ref`` returns ``expected``, retrying errors for at most ``limit``."""
+    from secretkit import BackendUnavailable
+
+    started = time.perf_counter()
+    while True:
+        try:
+            value = store.get(ref).reveal()
+        except BackendUnavailable:
+            if time.perf_counter() - started > limit:
+                raise
+            time.sleep(0.02)
+            continue
+        assert value == expected
+        return time.perf_counter() - started

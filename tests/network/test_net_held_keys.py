@@ -1,0 +1,70 @@
+"""A reader never waits on the network for a key it holds (issue 11, item 1), on every remote backend.
+
+The value is cached, its TTL runs out while the proxy hangs every response (blackhole) or
+hands it over a byte per 100 ms (drip): reads keep returning the held value at once, both
+while the refresh hangs and after the store gave up on it. A read that waited would take the
+fetch deadline (1 s here); the bound asserted is half of that, the figures are in
+``benchmarks/bench_faults.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from network._remotes import Remote
+
+pytestmark = pytest.mark.slow
+
+VALUE = "held-value-7f3a"
+WAITED = 0.5  # seconds: a read that waited on the network would take the 1 s deadline
+
+
+@pytest.mark.parametrize(("fault", "amount"), [("blackhole", 0), ("drip", 100)], ids=["blackhole", "drip"])
+def test_held_key_is_served_at_once_whatever_the_refresh_does(
+    remote: Remote, fault: str, amount: int
+) -> None:
+    """Past its TTL, within max_stale, a held key is returned without waiting on a hung refresh."""
+    ref = remote.secret(VALUE)
+    store = remote.store(ttl=0.3, jitter=0.0, max_stale=3600, deadline=1.0)
+    try:
+        assert store.get(ref).reveal() == VALUE
+        remote.proxy.set(fault, amount)  # type: ignore[arg-type]
+        time.sleep(0.35)  # expired: the next read starts a refresh that hangs
+        took: list[float] = []
+        for pause in (0.0, 0.1, 0.2, 1.0, 0.1):  # during the hung refresh, then after its deadline
+            time.sleep(pause)
+            started = time.perf_counter()
+            value = store.get(ref).reveal()
+            took.append(time.perf_counter() - started)
+            assert value == VALUE
+        assert max(took) < WAITED, [round(t, 3) for t in took]
+    finally:
+        remote.proxy.set("pass")
+        store.close()
+
+
+def test_due_keys_are_refreshed_concurrently(remotes: object) -> None:
+    """Eight expired Vault keys (no batch API) refresh together, not one round trip after another."""
+    from collections.abc import Callable
+
+    get_remote: Callable[[str], Remote] = remotes  # type: ignore[assignment]
+    remote = get_remote("vault")
+    refs = [remote.secret(f"due-{i}") for i in range(8)]
+    store = remote.store(ttl=0.3, jitter=0.0, max_stale=3600, deadline=5.0)
+    try:
+        for ref in refs:
+            store.get(ref)
+        remote.proxy.set("latency", 300)
+        time.sleep(0.35)
+        started = time.perf_counter()
+        for ref in refs:
+            store.get(ref)  # each returns the held value and queues its refresh
+        assert store.wait_idle(timeout=10)
+        took = time.perf_counter() - started
+        # One after another: 8 x 300 ms = 2.4 s at least. Concurrently: a few round trips.
+        assert took < 1.5, f"refreshing 8 due keys took {took:.2f} s"
+    finally:
+        remote.proxy.set("pass")
+        store.close()
