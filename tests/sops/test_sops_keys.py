@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,29 @@ def test_the_data_key_is_recovered_once_for_many_reads(kms, sops, tmp_path) -> N
     for _ in range(5):
         assert fetch(backend, path, "db.password") == "key-test-password-1"
         assert fetch(backend, path, "token") == "key-test-token-2"
+    assert backend.key_service_calls == 1
+
+
+def test_concurrent_cold_reads_of_many_fields_make_one_key_call(kms, sops, tmp_path) -> None:
+    """Sixteen threads reading sixteen fields of a cold file through one store cost one KMS Decrypt."""
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    plain = "".join(f"field_{i:02d}: concurrent-value-{i:02d}\n" for i in range(16))
+    path = sops.encrypt(tmp_path / "kms.enc.yaml", plain, fmt="yaml", keys=["--kms", arn])
+    backend = SopsBackend()
+    store = SecretStore([backend])
+    barrier = threading.Barrier(16)
+    results: dict[int, str] = {}
+
+    def read(i: int) -> None:
+        barrier.wait()
+        results[i] = store.get(f"sops://{path}#field_{i:02d}").reveal()
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {i: f"concurrent-value-{i:02d}" for i in range(16)}
     assert backend.key_service_calls == 1
 
 

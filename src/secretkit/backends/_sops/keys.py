@@ -135,6 +135,7 @@ class DataKeys:
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, bytes] = OrderedDict()
         self._clients: dict[tuple[str, ...], Any] = {}
+        self._flights: dict[str, threading.Lock] = {}
         #: Calls made to a key service (age decryption counts as one): for stats and benchmarks.
         self.key_service_calls = 0
 
@@ -146,11 +147,22 @@ class DataKeys:
             if key is not None:
                 self._keys.move_to_end(fingerprint)
                 return key
-        key = self._recover(groups, metadata, file)
-        with self._lock:
-            self._keys[fingerprint] = key
-            while len(self._keys) > _MAX_KEYS:
-                self._keys.popitem(last=False)
+            # One recovery per data key: threads reading other fields of the same cold file wait
+            # for it rather than each calling KMS (the store single-flights per name, not per file).
+            flight = self._flights.setdefault(fingerprint, threading.Lock())
+        with flight:
+            with self._lock:
+                key = self._keys.get(fingerprint)
+            if key is None:
+                try:
+                    key = self._recover(groups, metadata, file)
+                    with self._lock:
+                        self._keys[fingerprint] = key
+                        while len(self._keys) > _MAX_KEYS:
+                            self._keys.popitem(last=False)
+                finally:
+                    with self._lock:
+                        self._flights.pop(fingerprint, None)
         return key
 
     def clear(self) -> None:
