@@ -558,7 +558,7 @@ def test_every_access_emits_an_event_without_the_value(clock: FakeClock) -> None
     assert [(e.name, e.backend, e.version, e.hit, e.outcome) for e in events] == [
         ("K", "memory", "1", False, "loaded"),
         ("K", "memory", "1", True, "hit"),
-        ("NOPE", None, None, False, "not_found"),
+        ("NOPE", "memory", None, False, "not_found"),
     ]
     assert all("value-never-in-events" not in repr(e) for e in events)
 

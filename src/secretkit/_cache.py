@@ -1,11 +1,13 @@
 """Cache entries, single flight and the timing rules (jitter, refresh-ahead, backoff).
 
-The read path touches only ``_Entry.secret`` and ``_Entry.refresh_at``: everything else
-here runs on a miss or a refresh, under the store's lock.
+The read path touches only ``Entry.secret``, ``Entry.refresh_at`` and, for a plain name
+the environment may hold, ``Entry.envd``/``env_key``/``env_raw``: everything else here runs
+on a miss or a refresh, under the store's lock.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -21,12 +23,17 @@ class Entry:
     """One cached value and the instants that govern it (clock seconds)."""
 
     __slots__ = (
+        "attempted_at",
         "backend",
+        "env_key",
+        "env_raw",
+        "envd",
         "expires_at",
         "failures",
         "hits",
         "last_error",
         "loaded_at",
+        "local",
         "refresh_at",
         "retry_at",
         "secret",
@@ -51,35 +58,76 @@ class Entry:
         self.hits = 0
         self.failures = 0
         self.retry_at = 0.0
+        self.attempted_at = loaded_at
         self.last_error: BaseException | None = None
+        self.local = False
+        # A plain name the environment may hold: the environment's dict, the key in it and
+        # the object it held when this entry was made. A read compares by identity, which
+        # is all it costs to see a variable set, changed or deleted since.
+        self.envd: Any = None
+        self.env_key: Any = None
+        self.env_raw: Any = None
+
+
+# Guards the callback lists of every flight: taken only to add a callback or to finish.
+_callbacks_lock = threading.Lock()
 
 
 class Flight:
     """One load in progress; other readers of the same key wait for it and share its outcome."""
 
-    __slots__ = ("_latch", "epoch", "error", "result")
+    __slots__ = ("_callbacks", "_done", "_latch", "error", "invalidated", "result")
 
-    def __init__(self, epoch: tuple[int, int]) -> None:
+    def __init__(self) -> None:
         # A lock held until the load finishes is the cheapest latch: an Event would build a
         # Condition on every cold read.
         self._latch = threading.Lock()
         self._latch.acquire()
-        self.epoch = epoch
+        self._callbacks: list[Callable[[], object]] = []
+        self._done = False
+        #: Set by ``invalidate()``: the load's outcome is handed to its waiters, not kept.
+        self.invalidated = False
         self.result: Secret[Any] | None = None
         self.error: BaseException | None = None
 
     def finish(self, result: Secret[Any] | None, error: BaseException | None) -> None:
         self.result, self.error = result, error
+        with _callbacks_lock:
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, []
         self._latch.release()
+        for callback in callbacks:
+            callback()
+
+    def add_done_callback(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` when the load finishes (at once if it has)."""
+        with _callbacks_lock:
+            if not self._done:
+                self._callbacks.append(callback)
+                return
+        callback()
 
     def wait(self, timeout: float | None = None) -> Secret[Any]:
         if not self._latch.acquire(timeout=-1 if timeout is None else timeout):
             raise TimeoutError("timed out waiting for another reader's fetch")
         self._latch.release()  # let the next waiter through
+        return self.outcome()
+
+    def outcome(self) -> Secret[Any]:
+        """The finished load's secret, or its error raised (a fresh copy per caller)."""
         if self.error is not None:
             raise fresh(self.error)
         assert self.result is not None
         return self.result
+
+
+def _after_fork_in_child() -> None:
+    global _callbacks_lock
+    _callbacks_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Timing:

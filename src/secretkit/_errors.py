@@ -16,11 +16,13 @@ and versions, never what a secret holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 __all__ = [
     "AccessDenied",
     "fresh",
+    "shown",
     "BackendUnavailable",
     "ConfigurationError",
     "InvalidReference",
@@ -62,7 +64,7 @@ class SecretNotFound(SecretkitError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the argument; we want a sentence.
         where = ", ".join(self.backends) if self.backends else "no backend"
-        msg = f"secret {self.name!r} not found (tried: {where})"
+        msg = f"secret {shown(self.name or '')} not found (tried: {where})"
         if self.detail:
             msg += f": {self.detail}"
         if self.backends:
@@ -100,6 +102,28 @@ class MissingDependency(SecretkitError, ImportError):
 
     def __reduce__(self) -> tuple[type[MissingDependency], tuple[str, str, str]]:
         return (type(self), (self.backend or "", self.package, self.extra))
+
+
+#: Names longer than this are cut in messages: a name comes from the caller, and a 1 MB
+#: name would make a 1 MB error.
+SHOWN_MAX = 120
+
+_USERINFO = re.compile(r"(://)[^/@#?]*@")
+_QUERY_VALUE = re.compile(r"(=)[^&#]*")
+
+
+def shown(name: str) -> str:
+    """``name`` as an error message may show it: quoted, cut, without URL user-info or query values.
+
+    A name can be a secret pasted into the wrong place (``postgres://admin:pw@db/app``).
+    """
+    text = _USERINFO.sub(r"\1***@", name)
+    query_at = text.find("?")
+    if query_at >= 0:
+        text = text[:query_at] + _QUERY_VALUE.sub(r"\1***", text[query_at:])
+    if len(text) > SHOWN_MAX:
+        text = f"{text[:SHOWN_MAX]}... ({len(name)} characters)"
+    return repr(text)
 
 
 def fresh(err: BaseException) -> BaseException:

@@ -6,9 +6,9 @@ import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 
-from ._errors import InvalidReference
+from ._errors import InvalidReference, shown
 
 __all__ = ["SecretRef", "looks_like_reference", "parse_reference"]
 
@@ -111,6 +111,15 @@ class SecretRef:
         """The same reference without ``#field``: what a backend actually fetches."""
         return self if self.field is None else self.replace(field=None)
 
+    @property
+    def normalized_path(self) -> str:
+        """The path with empty and ``.`` segments dropped: what an allow-list pattern is matched to.
+
+        ``..`` never reaches here: :func:`parse_reference` refuses it.
+        """
+        parts = [part for part in self.path.split("/") if part not in ("", ".")]
+        return ("/" if self.path.startswith("/") else "") + "/".join(parts)
+
     @classmethod
     def parse(cls, text: str) -> SecretRef:
         """Parse ``scheme://path[#field][?query]`` (the query may also come before ``#``)."""
@@ -142,6 +151,12 @@ def parse_reference(text: str) -> SecretRef:
     path, field, query = _split(rest)
     if not path:
         raise InvalidReference(f"{_shown(text)}: the path is empty; expected {scheme}://path")
+    if _has_parent_segment(path):
+        # Backends (and HTTP clients) resolve '..', which would walk out of whatever an
+        # allow-list pattern granted: vault://secret/app/../admin reads secret/admin.
+        raise InvalidReference(
+            f"{_shown(text)}: the path has a '..' segment; name the secret by its own path"
+        )
     if field is not None:
         if not field:
             raise InvalidReference(f"{_shown(text)}: '#' is followed by no field name")
@@ -164,6 +179,16 @@ def parse_reference(text: str) -> SecretRef:
     return SecretRef(scheme, path, field, options)
 
 
+def _has_parent_segment(path: str) -> bool:
+    # Decoded as a server would (percent-encoding, even twice; backslashes as separators).
+    for _ in range(3):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    return ".." in path.replace("\\", "/").split("/")
+
+
 def _split(rest: str) -> tuple[str, str | None, str | None]:
     hash_at, query_at = rest.find("#"), rest.find("?")
     if hash_at < 0 and query_at < 0:
@@ -178,9 +203,10 @@ def _split(rest: str) -> tuple[str, str | None, str | None]:
 
 
 def _shown(text: str) -> str:
-    # A malformed reference may be a secret pasted in the wrong place: show its shape only.
+    # A malformed reference may be a secret pasted in the wrong place: show its shape only,
+    # never user-info or option values, and never more than a line of it.
     if "://" in text:
         scheme = text.split("://", 1)[0]
         if _SCHEME.fullmatch(scheme):
-            return f"the reference {text!r}"
+            return f"the reference {shown(text)}"
     return "the value given"

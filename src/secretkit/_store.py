@@ -10,10 +10,10 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
-from typing import Any, overload
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar, overload
 
-from . import _registry
+from . import _events, _registry
 from ._backend import Backend, Fetched
 from ._cache import Entry, Flight, Timing
 from ._errors import (
@@ -24,10 +24,12 @@ from ._errors import (
     SecretkitError,
     SecretNotFound,
     fresh,
+    shown,
 )
 from ._events import AccessEvent, Counters, Outcome
 from ._redact import redact, remember
 from ._refs import SecretRef, looks_like_reference, parse_reference
+from ._runner import Call, DeadlineExceeded, Runner
 from ._secret import LiveSecret, Missing, Secret, field_value
 
 __all__ = ["RotateCallback", "SecretStore"]
@@ -36,17 +38,48 @@ log = logging.getLogger("secretkit")
 
 RotateCallback = Callable[[Secret[Any], Secret[Any]], object]
 AccessListener = Callable[[AccessEvent], object]
+T = TypeVar("T")
 
 _STORES: weakref.WeakSet[SecretStore] = weakref.WeakSet()
+_NEVER = float("inf")
+
+#: Seconds between re-reads of a value that lives on this machine (``.env``, a secret
+#: file): often enough to pick up a rotated Kubernetes secret volume, rarely enough that
+#: the re-read (a ``stat``, a small read) never shows in a profile.
+LOCAL_RECHECK = 1.0
+#: A read that would raise a remembered outage tries the backend once more first, unless
+#: an attempt for that key ended this recently: errors stop within a round trip of the
+#: backend's recovery, yet a dead backend sees at most a few attempts a second per key.
+PROBE_INTERVAL = 0.1
+#: The default total deadline of one backend call (login and look-ups included), seconds.
+DEFAULT_DEADLINE = 5.0
+#: The default number of calls in flight at once per backend.
+DEFAULT_CONCURRENCY = 8
+# Threads that run loads for prefetch, batched refreshes and async readers.
+_LOADERS = 32
 
 
 class _Failure:
     """A cached failure for a key that has no value: not-found, or an outage in backoff."""
 
-    __slots__ = ("error", "failures", "until")
+    __slots__ = ("attempted_at", "error", "failures", "until")
 
-    def __init__(self, error: BaseException, until: float, failures: int) -> None:
-        self.error, self.until, self.failures = error, until, failures
+    def __init__(self, error: BaseException, until: float, failures: int, attempted_at: float) -> None:
+        self.error, self.until, self.failures, self.attempted_at = error, until, failures, attempted_at
+
+
+class _Resolved:
+    """What a load produced: the secret, and what the cache needs to know to keep it."""
+
+    __slots__ = ("local", "probe", "scheme", "secret", "ttl")
+
+    def __init__(self, secret: Secret[Any], scheme: str, ttl: float | None, local: bool) -> None:
+        self.secret, self.scheme, self.ttl, self.local = secret, scheme, ttl, local
+        # (dict, key, raw) of the environment, for a plain name the environment may hold.
+        self.probe: tuple[Any, Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"_Resolved({self.secret!r}, {self.scheme!r})"
 
 
 def default_backends() -> list[Backend]:
@@ -66,11 +99,14 @@ class SecretStore:
     ``backends`` or ``reference_backends`` if given, else one built on first use from
     the standard environment of its SDK.
 
-    Values live ``ttl`` seconds (shortened by up to ``jitter`` of it). Past
+    The environment is read live (a variable set, changed or deleted is seen on the next
+    read); ``.env`` and secret files are re-read about once a second. Values from other
+    backends live ``ttl`` seconds (shortened by up to ``jitter`` of it). Past
     ``refresh_ahead`` of that life a read returns the cached value and starts one
-    background refresh. If refreshing fails, the last good value is served for up to
-    ``max_stale`` seconds after it expired, with capped, jittered backoff between
-    attempts. Not-found is remembered for ``negative_ttl`` seconds.
+    background refresh; a value is served, without waiting, for up to ``max_stale``
+    seconds past its life while the refresh is slow or failing. Every backend call has a
+    total ``deadline``; at most ``concurrency`` calls per backend run at once. Not-found is
+    remembered for ``negative_ttl`` seconds. ``max_size`` bounds every table the store keeps.
     """
 
     def __init__(
@@ -86,6 +122,8 @@ class SecretStore:
         max_size: int = 10_000,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        deadline: float = DEFAULT_DEADLINE,
+        concurrency: int = DEFAULT_CONCURRENCY,
         reference_backends: Sequence[Backend] = (),
         on_access: AccessListener | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -103,6 +141,8 @@ class SecretStore:
         for backend in [*self._chain, *reference_backends]:
             self._by_scheme.setdefault(backend.scheme, backend)
         self._owned: list[Backend] = [*self._chain, *reference_backends]
+        # The environment backend whose variables are watched on every read of a plain name.
+        self._env: Any = next((b for b in self._chain if callable(getattr(b, "probe", None))), None)
         self._timing = Timing(
             ttl=ttl,
             refresh_ahead=refresh_ahead,
@@ -115,11 +155,18 @@ class SecretStore:
         )
         if max_size < 1:
             raise ValueError("max_size must be >= 1")
+        if deadline <= 0:
+            raise ValueError("deadline must be > 0 seconds")
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
         self.max_size = max_size
+        self.deadline = deadline
+        self.concurrency = concurrency
         self.allow: tuple[str, ...] | None = None if allow is None else tuple(allow)
         self._clock = clock
         self._entries: dict[str, Entry] = {}
         self._failures: dict[str, _Failure] = {}
+        self._keys: dict[str, SecretRef | None] = {}
         self._subscribers: dict[str, list[RotateCallback]] = {}
         self._listeners: list[AccessListener] = [on_access] if on_access else []
         self._counters: dict[str, Counters] = {}
@@ -129,7 +176,7 @@ class SecretStore:
         _STORES.add(self)
 
     def _init_sync(self) -> None:
-        # Everything a fork must rebuild: locks, flights, the refresh queue and its thread.
+        # Everything a fork must rebuild: locks, flights, worker threads and their queues.
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -139,9 +186,9 @@ class SecretStore:
         self._queued: set[str] = set()
         self._refreshing = 0
         self._worker: threading.Thread | None = None
-        self._generation = 0  # bumped by invalidate(): a load begun before must not be kept
-        self._key_generation: dict[str, int] = {}
         self._idle_waiters = 0
+        self._lanes: dict[str, Runner] = {}
+        self._loader = Runner(_LOADERS, "secretkit-load")
 
     def __repr__(self) -> str:
         chain = ", ".join(b.scheme for b in self._chain)
@@ -160,27 +207,76 @@ class SecretStore:
 
     def get(self, name: str) -> Secret[Any]:
         """The secret for a plain name or a reference, from the cache when it is fresh."""
-        # The hot path: one dict lookup, one clock read, no lock, no allocation.
+        # The hot path: one dict lookup and one clock read (plus one identity test against
+        # the environment for a plain name it may hold); no lock, no allocation.
         entry = self._entries.get(name)
         if entry is not None and self._clock() < entry.refresh_at:
-            entry.hits += 1
-            if self._listeners:
-                self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
-            return entry.secret
+            envd = entry.envd
+            if envd is None or envd.get(entry.env_key) is entry.env_raw:
+                entry.hits += 1
+                if self._listeners:
+                    self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
+                secret = entry.secret
+                if not secret._registered:
+                    secret._register()
+                return secret
+        secret = self._get_slow(name)
+        if not secret._registered:
+            secret._register()
+        return secret
+
+    def _read(self, name: str) -> Secret[Any]:
+        """``get`` without registering configuration values for log redaction (for ``getenv``).
+
+        The hot path is repeated rather than shared: a call more would cost a fifth of it.
+        """
+        entry = self._entries.get(name)
+        if entry is not None and self._clock() < entry.refresh_at:
+            envd = entry.envd
+            if envd is None or envd.get(entry.env_key) is entry.env_raw:
+                entry.hits += 1
+                if self._listeners:
+                    self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
+                return entry.secret
         return self._get_slow(name)
 
     async def aget(self, name: str) -> Secret[Any]:
-        """``get`` for async code: shares the cache and single flight, never blocks the loop."""
+        """``get`` for async code: shares the cache and single flight, never blocks the loop.
+
+        A cold key is loaded on the store's own threads and awaited without holding one, so
+        many cold reads cannot exhaust the loop's default executor; cancelling this await
+        leaves the shared load running for its other readers.
+        """
         entry = self._entries.get(name)
         if entry is not None and self._clock() < entry.refresh_at:
-            entry.hits += 1
-            if self._listeners:
-                self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
-            return entry.secret
-        import asyncio  # here, not at the top: asyncio alone would double `import secretkit`
+            envd = entry.envd
+            if envd is None or envd.get(entry.env_key) is entry.env_raw:
+                entry.hits += 1
+                if self._listeners:
+                    self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
+                secret = entry.secret
+                if not secret._registered:
+                    secret._register()
+                return secret
+        found = self._lookup(name, inline=False)
+        if isinstance(found, Flight):
+            import asyncio  # here, not at the top: asyncio alone would double `import secretkit`
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._get_slow, name)
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def wake() -> None:
+                try:
+                    loop.call_soon_threadsafe(_settle_waiter, waiter)
+                except RuntimeError:  # the loop has closed: nobody is waiting any more
+                    pass
+
+            found.add_done_callback(wake)
+            await waiter
+            found = found.outcome()
+        if not found._registered:
+            found._register()
+        return found
 
     def live(self, name: str) -> LiveSecret[Any]:
         """A handle whose ``reveal()`` reads through this store every time (follows rotation)."""
@@ -189,65 +285,114 @@ class SecretStore:
         return LiveSecret(self, name)
 
     def _get_slow(self, name: str) -> Secret[Any]:
+        found = self._lookup(name, inline=True)
+        if isinstance(found, Flight):
+            # The leader's every backend call ends by its deadline, so this wait does too.
+            return found.wait()
+        return found
+
+    def _lookup(self, name: str, *, inline: bool) -> Secret[Any] | Flight:
+        """The cached secret, or the load that will give it (led here when ``inline``)."""
         if not isinstance(name, str):
             raise TypeError(f"a secret name must be a str, not {type(name).__name__}")
-        started = self._clock()
-        now = started
+        now = self._clock()
         entry = self._entries.get(name)
         if entry is not None:
-            if now < entry.expires_at:
-                if now >= entry.refresh_at and now >= entry.retry_at:
-                    self._schedule(name)
+            envd = entry.envd
+            if envd is not None and envd.get(entry.env_key) is not entry.env_raw:
+                # The variable was set, changed or deleted: what is held is no longer the answer.
+                return self._start(name, "refresh", inline)
+            if now < entry.refresh_at:
                 entry.hits += 1
                 if self._listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 return entry.secret
-            if (
-                entry.failures
-                and now < entry.stale_until
-                and isinstance(entry.last_error, BackendUnavailable)
+            if entry.local:
+                return self._start(name, "refresh", inline)  # a local re-read: a stat and a small read
+            stale = now >= entry.expires_at
+            if now < entry.stale_until and (
+                not stale or name in self._flights or isinstance(entry.last_error, BackendUnavailable)
             ):
-                # The backend is failing: serve the last good value and retry in the background.
+                # A held value is returned at once while its refresh runs, however slow, or
+                # fails. Past its life with no refresh begun (nobody read it in its
+                # refresh-ahead window), the reader fetches, bounded by the deadline, and
+                # is given the held value if that fails.
                 if now >= entry.retry_at:
                     self._schedule(name)
-                self._count(entry.backend).stale_served += 1
+                entry.hits += 1
+                if stale:
+                    self._count(entry.backend).stale_served += 1
                 if self._listeners:
-                    self._emit(name, entry.backend, entry.secret.version, True, 0.0, "stale")
+                    self._emit(
+                        name, entry.backend, entry.secret.version, True, 0.0, "stale" if stale else "hit"
+                    )
                 return entry.secret
-            if entry.failures and now < entry.retry_at and entry.last_error is not None:
-                raise fresh(entry.last_error)
-        else:
-            failure = self._failures.get(name)
-            if failure is not None and now < failure.until:
+            if (
+                not now < entry.stale_until
+                and entry.last_error is not None
+                and now < entry.attempted_at + PROBE_INTERVAL
+                and name not in self._flights
+            ):
+                raise fresh(self._expired(name, entry, entry.last_error, now))
+            return self._start(name, "refresh", inline)
+        failure = self._failures.get(name)
+        if failure is not None and now < failure.until and not self._env_holds(name):
+            retry = (
+                isinstance(failure.error, BackendUnavailable) and now >= failure.attempted_at + PROBE_INTERVAL
+            ) or name in self._flights
+            if not retry:
                 if self._listeners:
                     outcome: Outcome = "not_found" if isinstance(failure.error, SecretNotFound) else "error"
                     self._emit(name, None, None, True, 0.0, outcome, failure.error)
                 raise fresh(failure.error)
-        self._check_allowed(name)
-        return self._load(name, reason="miss")
+        self._check_allowed(name, self._key(name))
+        return self._start(name, "miss", inline)
+
+    def _env_holds(self, name: str) -> bool:
+        # A miss is never remembered for the environment's part of the chain.
+        env = self._env
+        return env is not None and "://" not in name and env.probe(name)[2] is not None
+
+    def _key(self, name: str) -> SecretRef | None:
+        """``name`` parsed once: its reference, or ``None`` for a plain name."""
+        ref = self._keys.get(name, _UNPARSED)
+        if ref is _UNPARSED:
+            ref = parse_reference(name) if "://" in name and looks_like_reference(name) else None
+            if len(self._keys) >= self.max_size:
+                self._keys.clear()  # a memo: names an attacker chooses must not grow it
+            self._keys[name] = ref
+        return ref  # type: ignore[no-any-return]
 
     # -- loading -------------------------------------------------------------------------
 
-    def _load(self, name: str, *, reason: str) -> Secret[Any]:
+    def _start(self, name: str, reason: str, inline: bool) -> Secret[Any] | Flight:
+        """Join the key's load, or start one: here when ``inline``, else on a loader thread."""
         with self._lock:
             flight = self._flights.get(name)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[name] = Flight(self._epoch_of(name))
-        if not leader:
-            return flight.wait()
+            if flight is not None:
+                return flight
+            flight = self._flights[name] = Flight()
+        if inline:
+            return self._lead(name, flight, reason)
+        self._loader.submit(self._lead_detached, name, flight, reason)
+        return flight
+
+    def _lead_detached(self, name: str, flight: Flight, reason: str) -> None:
+        try:
+            self._lead(name, flight, reason)
+        except Exception:  # noqa: S110 - the outcome reached the flight's readers
+            pass
+
+    def _lead(self, name: str, flight: Flight, reason: str) -> Secret[Any]:
         started = self._clock()
         try:
-            secret, scheme, backend_ttl = self._resolve(name)
+            resolved = self._resolve(name, self._key(name), reason)
         except Exception as exc:
-            return self._complete(name, flight, None, exc, None, None, started, reason)
+            return self._complete(name, flight, None, _sealed(exc), started, reason)
         except BaseException as exc:
             self._abandon(name, flight, exc)
             raise
-        return self._complete(name, flight, secret, None, scheme, backend_ttl, started, reason)
-
-    def _epoch_of(self, name: str) -> tuple[int, int]:
-        return (self._generation, self._key_generation.get(name, 0))
+        return self._complete(name, flight, resolved, None, started, reason)
 
     def _abandon(self, name: str, flight: Flight, exc: BaseException) -> None:
         # KeyboardInterrupt, SystemExit, a green-thread timeout: not the backend's failure,
@@ -258,39 +403,39 @@ class SecretStore:
             if self._idle_waiters:
                 self._idle.notify_all()
         flight.finish(
-            None, BackendUnavailable(f"secret {name!r}: the fetch was interrupted ({type(exc).__name__})")
+            None,
+            BackendUnavailable(f"secret {shown(name)}: the fetch was interrupted ({type(exc).__name__})"),
         )
 
     def _complete(
         self,
         name: str,
         flight: Flight,
-        secret: Secret[Any] | None,
+        resolved: _Resolved | None,
         error: BaseException | None,
-        scheme: str | None,
-        backend_ttl: float | None,
         started: float,
         reason: str,
     ) -> Secret[Any]:
         now = self._clock()
         rotated: tuple[Secret[Any], list[RotateCallback]] | None = None
         served: Secret[Any] | None = None
+        scheme: str | None = None
         outcome: Outcome
         with self._lock:
-            self._flights.pop(name, None)
+            if self._flights.get(name) is flight:
+                del self._flights[name]
             old = self._entries.get(name)
-            current = flight.epoch == self._epoch_of(name)
-            if secret is not None:
-                assert scheme is not None
+            current = not flight.invalidated
+            if resolved is not None:
+                scheme = resolved.scheme
                 counters = self._count(scheme)
                 counters.fetches += 1
                 if reason == "refresh":
                     counters.refreshes += 1
                 elif reason == "miss":
                     counters.misses += 1
-                refresh_at, expires_at, stale_until = self._timing.deadlines(now, backend_ttl)
-                entry = Entry(secret, scheme, now, refresh_at, expires_at, stale_until)
                 if current:
+                    entry = self._entry(resolved, now)
                     if old is not None:
                         entry.hits = old.hits
                         # Re-inserting moves the key to the end: eviction takes the oldest first.
@@ -299,14 +444,15 @@ class SecretStore:
                         self._evict_one()
                     self._entries[name] = entry
                     self._failures.pop(name, None)
-                if current and old is not None and _changed(old.secret, secret):
-                    counters.rotations += 1
-                    rotated = (old.secret, list(self._subscribers.get(name, ())))
-                served = secret
+                    if old is not None and _changed(old.secret, resolved.secret):
+                        counters.rotations += 1
+                        rotated = (old.secret, list(self._subscribers.get(name, ())))
+                served = resolved.secret
                 outcome = "refreshed" if reason == "refresh" else "loaded"
             else:
                 assert error is not None
                 backend = getattr(error, "backend", None) or (old.backend if old else None)
+                scheme = backend
                 counters = self._count(backend or "-")
                 if isinstance(error, SecretNotFound):
                     counters.not_found += 1
@@ -315,53 +461,98 @@ class SecretStore:
                         # Deleted at the source: stop serving it.
                         if old is not None:
                             self._retire(name, old)
-                        if self._timing.negative_ttl > 0:
-                            self._failures[name] = _Failure(fresh(error), now + self._timing.negative_ttl, 0)
+                        self._note_failure(name, error, now, self._negative_until(error, now), 0)
                 else:
                     counters.errors += 1
                     outcome = "denied" if isinstance(error, AccessDenied) else "error"
-                    if (
-                        current
-                        and old is None
-                        and isinstance(error, AccessDenied)
-                        and self._timing.negative_ttl > 0
-                    ):
-                        # A refusal is as lasting as an absence: remember it briefly, or every
-                        # read of a denied name becomes a request to the backend.
-                        self._failures[name] = _Failure(fresh(error), now + self._timing.negative_ttl, 0)
                     if old is not None:
                         old.failures += 1
                         old.retry_at = now + self._timing.backoff(old.failures)
+                        old.attempted_at = now
                         old.last_error = fresh(error)
-                        if isinstance(error, BackendUnavailable) and now < old.stale_until:
-                            served = old.secret
-                            counters.stale_served += 1
-                            outcome = "stale"
+                        if isinstance(error, BackendUnavailable) and not old.local:
+                            if now < old.stale_until:
+                                served = old.secret
+                                counters.stale_served += 1
+                                outcome = "stale"
+                            else:
+                                error = self._expired(name, old, error, now)
+                    elif current and isinstance(error, AccessDenied):
+                        # A refusal is as lasting as an absence: remember it briefly, or every
+                        # read of a denied name becomes a request to the backend.
+                        self._note_failure(name, error, now, self._negative_until(error, now), 0)
                     elif current and isinstance(error, BackendUnavailable):
                         previous = self._failures.get(name)
                         failures = (previous.failures if previous else 0) + 1
-                        self._failures[name] = _Failure(
-                            fresh(error), now + self._timing.backoff(failures), failures
-                        )
+                        self._note_failure(name, error, now, now + self._timing.backoff(failures), failures)
             if self._idle_waiters:
                 self._idle.notify_all()
         flight.finish(served, None if served is not None else error)
         if self._listeners:
-            self._emit(
-                name,
-                scheme or (old.backend if old else None),
-                served.version if served else None,
-                False,
-                now - started,
-                outcome,
-                error,
-            )
+            self._emit(name, scheme, served.version if served else None, False, now - started, outcome, error)
         if rotated is not None and served is not None:
             self._fire_rotation(name, rotated[0], served, rotated[1])
         if served is None:
             assert error is not None
             raise error
         return served
+
+    def _entry(self, resolved: _Resolved, now: float) -> Entry:
+        probe = resolved.probe
+        if (
+            probe is not None
+            and probe[2] is not None
+            and resolved.scheme == getattr(self._env, "scheme", None)
+        ):
+            # The variable itself is the value: valid for exactly as long as it is unchanged.
+            entry = Entry(resolved.secret, resolved.scheme, now, _NEVER, _NEVER, _NEVER)
+        elif resolved.local:
+            until = now + LOCAL_RECHECK
+            entry = Entry(resolved.secret, resolved.scheme, now, until, until, until)
+            entry.local = True
+        else:
+            entry = Entry(resolved.secret, resolved.scheme, now, *self._timing.deadlines(now, resolved.ttl))
+        if probe is not None:
+            entry.envd, entry.env_key, entry.env_raw = probe
+        return entry
+
+    def _negative_until(self, error: BaseException, now: float) -> float:
+        ttl = self._timing.negative_ttl
+        backend = getattr(error, "backend", None)
+        tried = getattr(error, "backends", ()) or ((backend,) if backend else ())
+        if tried and all(getattr(self._by_scheme.get(s), "local", False) for s in tried):
+            # A file may appear at any moment: look again as often as a present one is re-read.
+            ttl = min(ttl, LOCAL_RECHECK)
+        return now + ttl
+
+    def _note_failure(self, name: str, error: BaseException, now: float, until: float, failures: int) -> None:
+        """Remember a failure for a key that has no value; the table stays within ``max_size``."""
+        if until <= now and failures == 0:
+            self._failures.pop(name, None)
+            return
+        table = self._failures
+        table.pop(name, None)  # re-inserted at the end: the table stays ordered by insertion
+        # The oldest entries come first; drop the expired ones there, then the oldest if full.
+        for _ in range(4):
+            head = next(iter(table), None)
+            if head is None or table[head].until > now:
+                break
+            del table[head]
+        while len(table) >= self.max_size:
+            del table[next(iter(table))]
+        table[name] = _Failure(fresh(error), until, failures, now)
+
+    def _expired(self, name: str, entry: Entry, error: BaseException, now: float) -> BackendUnavailable:
+        """The error for a key whose last good value ran out of ``max_stale`` while its backend failed."""
+        expired_at = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, now - entry.stale_until))
+        err = BackendUnavailable(
+            f"secret {shown(name)}: the last good value (version {entry.secret.version or '-'}) could be "
+            f"served until {expired_at.isoformat(timespec='seconds')} and no fetch has succeeded since; "
+            f"last error: {error}"
+        )
+        err.name, err.backend = name, entry.backend
+        err.__cause__ = error.__cause__
+        return err
 
     def _evict_one(self) -> None:
         name = next(iter(self._entries))
@@ -373,76 +564,129 @@ class SecretStore:
 
     # -- resolution ----------------------------------------------------------------------
 
-    def _resolve(self, name: str) -> tuple[Secret[Any], str, float | None]:
-        if "://" in name and looks_like_reference(name):
-            ref = parse_reference(name)
-            return self._fetch_ref(ref, name)
+    def _resolve(self, name: str, ref: SecretRef | None, reason: str) -> _Resolved:
+        if ref is not None:
+            return self._fetch_ref(ref, name, reason)
         tried: list[str] = []
+        probe: tuple[Any, Any, Any] | None = None
+        env = self._env
+        probe_env: Callable[[str], tuple[Any, Any, Any]] | None = env.probe if env is not None else None
         for backend in self._chain:
+            if backend is env and probe_env is not None:
+                # Taken before the read: a change racing the read is then seen by the next one.
+                probe = probe_env(name)
             try:
-                fetched = self._call_fetch(backend, SecretRef(backend.scheme, name), name)
+                fetched = self._call_fetch(backend, SecretRef(backend.scheme, name), name, reason)
             except SecretNotFound:
                 tried.append(backend.scheme)
                 continue
             value = fetched.value
             if _registry.is_reference(value):
                 assert isinstance(value, str)
-                return self._follow(name, backend.scheme, value)
-            return (
-                Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow()),
-                backend.scheme,
-                fetched.ttl,
-            )
+                resolved = self._follow(name, backend.scheme, value, reason)
+            else:
+                # Configuration read from the environment or .env stays readable in logs
+                # unless asked for as a secret; a secret file's content never does.
+                register = not (getattr(backend, "configuration", False) and "file" not in fetched.metadata)
+                secret = Secret(
+                    name,
+                    value,
+                    source=backend.scheme,
+                    version=fetched.version,
+                    fetched_at=_utcnow(),
+                    register=register,
+                )
+                resolved = _Resolved(secret, backend.scheme, fetched.ttl, getattr(backend, "local", False))
+            resolved.probe = probe
+            return resolved
         raise SecretNotFound(name, backends=tried)
 
-    def _follow(self, name: str, via: str, target: str) -> tuple[Secret[Any], str, float | None]:
+    def _follow(self, name: str, via: str, target: str, reason: str) -> _Resolved:
         try:
             ref = parse_reference(target)
         except InvalidReference as exc:
             raise InvalidReference(
-                f"secret {name!r} (from {via}) holds a reference that is not valid: {exc}"
+                f"secret {shown(name)} (from {via}) holds a reference that is not valid: {exc}"
             ) from None
         if not self._allowed_ref(ref):
-            raise self._denied(name, f"it points to {str(ref.base)!r}")
-        secret, scheme, backend_ttl = self._fetch_ref(ref, name)
-        if _registry.is_reference(secret.reveal()):
+            raise self._denied(name, f"it points to {shown(str(ref.base))}")
+        resolved = self._fetch_ref(ref, name, reason)
+        resolved.local = False  # what the variable points to may change without the variable
+        if _registry.is_reference(resolved.secret.reveal()):
             raise InvalidReference(
-                f"secret {name!r} (from {via}) points to {str(ref)!r}, which holds another "
+                f"secret {shown(name)} (from {via}) points to {shown(str(ref))}, which holds another "
                 "reference; secretkit follows one level: point to the secret itself"
             )
-        return secret, scheme, backend_ttl
+        return resolved
 
-    def _fetch_ref(self, ref: SecretRef, name: str) -> tuple[Secret[Any], str, float | None]:
+    def _fetch_ref(self, ref: SecretRef, name: str, reason: str) -> _Resolved:
         backend = self.backend_for(ref.scheme)
+        _check_options(backend, ref)
+        target = ref if ref.field is None or _consumes_field(backend, ref) else ref.base
+        return self._resolved(name, ref, backend, self._call_fetch(backend, target, name, reason))
+
+    def _resolved(self, name: str, ref: SecretRef, backend: Backend, fetched: Fetched) -> _Resolved:
         if ref.field is None or _consumes_field(backend, ref):
-            fetched = self._call_fetch(backend, ref, name)
             value: Any = fetched.value
         else:
-            fetched = self._call_fetch(backend, ref.base, name)
             value = _field(fetched, ref, name, backend.scheme)
         secret = Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow())
-        return secret, backend.scheme, fetched.ttl
+        return _Resolved(secret, backend.scheme, fetched.ttl, getattr(backend, "local", False))
 
-    def _call_fetch(self, backend: Backend, ref: SecretRef, name: str) -> Fetched:
+    def _call_fetch(self, backend: Backend, ref: SecretRef, name: str, reason: str) -> Fetched:
         error: SecretkitError
         try:
-            fetched = backend.fetch(ref)
+            if getattr(backend, "local", False):
+                fetched = _observed(backend.scheme, (name,), reason, backend.fetch, ref)
+            else:
+                fetched = self._remote(backend, (name,), reason, backend.fetch, ref)
+        except DeadlineExceeded:
+            error = self._late(backend, name)
         except SecretNotFound as exc:
             error = SecretNotFound(name, backends=[backend.scheme], detail=exc.detail)
         except SecretkitError as exc:
             error = _sealed(_wrap(exc, name, backend.scheme))
         except Exception as exc:
             error = _wrap(exc, name, backend.scheme)
-            error.__cause__ = _sealed(exc)
+            error.__cause__ = _scrubbed(_sealed(exc))
         else:
             if not isinstance(fetched, Fetched):
                 raise BackendUnavailable(
-                    f"secret {name!r}: the {backend.scheme} backend returned {type(fetched).__name__}, "
+                    f"secret {shown(name)}: the {backend.scheme} backend returned {type(fetched).__name__}, "
                     "not Fetched; this is a bug in the backend"
                 )
             return fetched
         # Raised here, outside the except blocks, so no __context__ keeps the backend's frames.
         raise error
+
+    def _remote(
+        self, backend: Backend, names: Sequence[str], reason: str, fn: Callable[[Any], T], arg: Any
+    ) -> T:
+        """``fn(arg)`` on the backend's lane; ``DeadlineExceeded`` once its deadline passes."""
+        call: Call[T] = self._lane(backend).submit(_observed, backend.scheme, names, reason, fn, arg)
+        return call.result(self._deadline_of(backend))
+
+    def _lane(self, backend: Backend) -> Runner:
+        lane = self._lanes.get(backend.scheme)
+        if lane is None:
+            with self._lock:
+                lane = self._lanes.get(backend.scheme)
+                if lane is None:
+                    workers = getattr(backend, "concurrency", None) or self.concurrency
+                    lane = self._lanes[backend.scheme] = Runner(workers, f"secretkit-{backend.scheme}")
+        return lane
+
+    def _deadline_of(self, backend: Backend) -> float:
+        return float(getattr(backend, "deadline", None) or self.deadline)
+
+    def _late(self, backend: Backend, name: str) -> BackendUnavailable:
+        err = BackendUnavailable(
+            f"secret {shown(name)}: the {backend.scheme} backend did not answer within the "
+            f"{self._deadline_of(backend):g} s deadline; check that it is reachable, or raise "
+            f"SecretStore(deadline=...) (or the backend's own deadline) if it is slow"
+        )
+        err.name, err.backend = name, backend.scheme
+        return err
 
     def backend_for(self, scheme: str) -> Backend:
         """The backend serving ``scheme``: the configured one, or one built now from the environment."""
@@ -470,7 +714,8 @@ class SecretStore:
     # -- batches -------------------------------------------------------------------------
 
     def prefetch(self, names: Iterable[str]) -> dict[str, SecretkitError]:
-        """Load ``names`` now, batching references per backend where the backend can.
+        """Load ``names`` now, concurrently: one batch per backend that batches, the rest at
+        most ``concurrency`` at a time per backend.
 
         Returns the failures by name (empty when every secret loaded); values already
         fresh in the cache are not fetched again.
@@ -479,7 +724,11 @@ class SecretStore:
         now = self._clock()
         for name in dict.fromkeys(names):
             entry = self._entries.get(name)
-            if entry is None or now >= entry.refresh_at:
+            if (
+                entry is None
+                or now >= entry.refresh_at
+                or (entry.envd is not None and entry.envd.get(entry.env_key) is not entry.env_raw)
+            ):
                 wanted.append(name)
         return self._load_many(wanted, reason="prefetch")
 
@@ -489,34 +738,44 @@ class SecretStore:
         with self._lock:
             for name in names:
                 if name not in self._flights:
-                    mine[name] = self._flights[name] = Flight(self._epoch_of(name))
+                    mine[name] = self._flights[name] = Flight()
         groups: dict[str, list[tuple[str, SecretRef]]] = {}
-        singles: list[str] = []
-        for name in mine:
+        jobs: list[Callable[[], None]] = []
+        for name, flight in mine.items():
             try:
-                self._check_allowed(name)
-                if "://" in name and looks_like_reference(name):
-                    ref = parse_reference(name)
+                ref = self._key(name)
+                self._check_allowed(name, ref)
+                if ref is not None:
                     backend = self.backend_for(ref.scheme)
+                    _check_options(backend, ref)
                     if callable(getattr(backend, "fetch_many", None)) and not _consumes_field(backend, ref):
                         groups.setdefault(ref.scheme, []).append((name, ref))
                         continue
-                singles.append(name)
+                jobs.append(_bind(self._single, name, flight, reason, failures))
             except Exception as exc:  # every flight claimed here must be settled, or readers wait forever
-                self._settle(name, mine[name], None, exc, reason, failures)
-        for scheme, items in groups.items():
-            self._batch(scheme, items, mine, reason, failures)
-        for name in singles:
-            started = self._clock()
-            try:
-                secret, scheme, backend_ttl = self._resolve(name)
-            except Exception as exc:
-                self._settle(name, mine[name], None, exc, reason, failures, started=started)
-            else:
-                self._settle(
-                    name, mine[name], (secret, scheme, backend_ttl), None, reason, failures, started=started
-                )
+                self._settle(name, flight, None, exc, reason, failures)
+        jobs[:0] = [
+            _bind(self._batch, scheme, items, mine, reason, failures) for scheme, items in groups.items()
+        ]
+        self._run_all(jobs)
         return failures
+
+    def _run_all(self, jobs: list[Callable[[], None]]) -> None:
+        """Run ``jobs`` at once: all but the first on loader threads, the first here."""
+        calls = [self._loader.submit(job) for job in jobs[1:]]
+        if jobs:
+            jobs[0]()
+        for call in calls:
+            call.result(None)
+
+    def _single(self, name: str, flight: Flight, reason: str, failures: dict[str, SecretkitError]) -> None:
+        started = self._clock()
+        try:
+            resolved = self._resolve(name, self._key(name), reason)
+        except Exception as exc:
+            self._settle(name, flight, None, exc, reason, failures, started)
+        else:
+            self._settle(name, flight, resolved, None, reason, failures, started)
 
     def _batch(
         self,
@@ -530,66 +789,70 @@ class SecretStore:
         refs = list(dict.fromkeys(ref.base for _, ref in items))
         started = self._clock()
         try:
-            results = backend.fetch_many(refs)  # type: ignore[attr-defined]
+            results = self._remote(backend, [n for n, _ in items], reason, backend.fetch_many, refs)  # type: ignore[attr-defined]
         except Exception as exc:
-            _sealed(exc)
             for name, _ in items:
-                if isinstance(exc, SecretkitError):
-                    err: BaseException = _wrap(fresh(exc), name, scheme)
+                if isinstance(exc, DeadlineExceeded):
+                    err: BaseException = self._late(backend, name)
+                elif isinstance(exc, SecretkitError):
+                    err = _wrap(fresh(exc), name, scheme)
                 else:
                     err = _wrap(exc, name, scheme)
-                    err.__cause__ = exc
-                self._settle(name, flights[name], None, err, reason, failures, started=started)
+                    err.__cause__ = _scrubbed(_sealed(exc))
+                self._settle(name, flights[name], None, err, reason, failures, started)
             return
         for name, ref in items:
-            result = results.get(ref.base)
-            try:
-                if result is None:
-                    fetched = self._call_fetch(backend, ref.base, name)
-                elif isinstance(result, SecretNotFound):
-                    raise SecretNotFound(name, backends=[scheme], detail=result.detail)
-                elif isinstance(result, SecretkitError):
-                    raise _sealed(_wrap(fresh(result), name, scheme))
-                elif isinstance(result, Exception):
-                    raise _wrap(result, name, scheme) from _sealed(result)
-                else:
-                    fetched = result
-                value: Any = fetched.value if ref.field is None else _field(fetched, ref, name, scheme)
-                secret = Secret(name, value, source=scheme, version=fetched.version, fetched_at=_utcnow())
-            except Exception as exc:
-                self._settle(name, flights[name], None, exc, reason, failures, started=started)
+            self._batch_item(
+                name, ref, backend, results.get(ref.base), flights[name], reason, failures, started
+            )
+
+    def _batch_item(
+        self,
+        name: str,
+        ref: SecretRef,
+        backend: Backend,
+        result: Fetched | Exception | None,
+        flight: Flight,
+        reason: str,
+        failures: dict[str, SecretkitError],
+        started: float,
+    ) -> None:
+        # One frame per item: a failure's traceback must not reach the batch's other values.
+        scheme = backend.scheme
+        try:
+            if result is None:
+                fetched = self._call_fetch(backend, ref.base, name, reason)
+            elif isinstance(result, SecretNotFound):
+                raise SecretNotFound(name, backends=[scheme], detail=result.detail)
+            elif isinstance(result, SecretkitError):
+                raise _sealed(_wrap(fresh(result), name, scheme))
+            elif isinstance(result, Exception):
+                raise _wrap(result, name, scheme) from _scrubbed(_sealed(result))
             else:
-                self._settle(
-                    name,
-                    flights[name],
-                    (secret, scheme, fetched.ttl),
-                    None,
-                    reason,
-                    failures,
-                    started=started,
-                )
+                fetched = result
+            resolved = self._resolved(name, ref, backend, fetched)
+        except Exception as exc:
+            self._settle(name, flight, None, exc, reason, failures, started)
+        else:
+            self._settle(name, flight, resolved, None, reason, failures, started)
 
     def _settle(
         self,
         name: str,
         flight: Flight,
-        ok: tuple[Secret[Any], str, float | None] | None,
+        resolved: _Resolved | None,
         error: BaseException | None,
         reason: str,
         failures: dict[str, SecretkitError],
-        *,
         started: float | None = None,
     ) -> None:
         start = self._clock() if started is None else started
         try:
-            if ok is not None:
-                self._complete(name, flight, ok[0], None, ok[1], ok[2], start, reason)
-            else:
-                self._complete(name, flight, None, error, None, None, start, reason)
+            self._complete(name, flight, resolved, None if error is None else _sealed(error), start, reason)
         except SecretkitError as exc:
-            failures[name] = exc
+            failures[name] = _sealed(exc)
         except Exception as exc:
-            failures[name] = _wrap(exc, name, "-")
+            failures[name] = _sealed(_wrap(exc, name, "-"))
 
     # -- background refresh --------------------------------------------------------------
 
@@ -681,22 +944,28 @@ class SecretStore:
 
     def refresh(self, name: str) -> Secret[Any]:
         """Fetch ``name`` again now (firing ``on_rotate`` if it changed) and return it."""
-        self._check_allowed(name)
-        return self._load(name, reason="refresh")
+        self._check_allowed(name, self._key(name))
+        found = self._start(name, "refresh", inline=True)
+        secret = found.wait() if isinstance(found, Flight) else found
+        if not secret._registered:
+            secret._register()
+        return secret
 
     def invalidate(self, name: str | None = None) -> None:
         """Forget ``name`` (or every secret), so the next read fetches it."""
         with self._lock:
             if name is None:
-                self._generation += 1
-                self._key_generation.clear()
+                for flight in self._flights.values():
+                    flight.invalidated = True
                 for key, entry in list(self._entries.items()):
                     self._retire(key, entry)
                 self._failures.clear()
                 self._queue.clear()
                 self._queued.clear()
             else:
-                self._key_generation[name] = self._key_generation.get(name, 0) + 1
+                loading = self._flights.get(name)
+                if loading is not None:
+                    loading.invalidated = True  # a load begun before must not be kept
                 found = self._entries.get(name)
                 if found is not None:
                     self._retire(name, found)
@@ -709,7 +978,7 @@ class SecretStore:
     def on_rotate(
         self, name: str, callback: RotateCallback | None = None
     ) -> Callable[[], None] | Callable[[RotateCallback], RotateCallback]:
-        """Call ``callback(old, new)`` when a refresh brings a new version of ``name``.
+        """Call ``callback(old, new)`` when a refresh brings a new version or value of ``name``.
 
         Returns a function that unsubscribes; without ``callback``, works as a decorator.
         Callbacks run in the thread that refreshed; an exception in one is logged, not raised.
@@ -744,7 +1013,11 @@ class SecretStore:
         return remove
 
     def stats(self) -> dict[str, Any]:
-        """Counters overall and per backend: hits, misses, fetches, errors, refreshes, rotations."""
+        """Counters overall and per backend: hits, misses, fetches, errors, refreshes, rotations.
+
+        Also ``size`` (values cached), ``negative`` (failures remembered) and ``loading``
+        (loads in progress).
+        """
         with self._lock:
             per: dict[str, dict[str, int]] = {}
             for scheme, counters in self._counters.items():
@@ -759,6 +1032,8 @@ class SecretStore:
                 for key, value in row.items():
                     total[key] += value
             total["size"] = len(self._entries)
+            total["negative"] = len(self._failures)
+            total["loading"] = len(self._flights)
             total["backends"] = per
         return total
 
@@ -770,6 +1045,9 @@ class SecretStore:
             self._closed = True
             self._wakeup.notify_all()
             owned = list(dict.fromkeys(self._owned))
+            runners = [self._loader, *self._lanes.values()]
+        for runner in runners:
+            runner.close()
         for backend in owned:
             try:
                 backend.close()
@@ -784,26 +1062,30 @@ class SecretStore:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _check_allowed(self, name: str) -> None:
+    def _check_allowed(self, name: str, ref: SecretRef | None) -> None:
         if self.allow is None:
             return
-        if "://" in name and looks_like_reference(name):
-            ref = parse_reference(name)
+        if ref is not None:
             if self._allowed_ref(ref):
                 return
         elif any(fnmatch.fnmatchcase(name, p) for p in self.allow):
             return
-        raise self._denied(name, "it matches no pattern")
+        error = self._denied(name, "it matches no pattern")
+        if self._listeners:
+            self._emit(name, ref.scheme if ref else None, None, False, 0.0, "denied", error)
+        raise error
 
     def _allowed_ref(self, ref: SecretRef) -> bool:
+        """Whether the allow-list grants ``ref``: its normalised path only, never ``#field`` or options."""
         if self.allow is None:
             return True
-        candidates = (ref.path, f"{ref.scheme}://{ref.path}", str(ref))
+        path = ref.normalized_path
+        candidates = (path, f"{ref.scheme}://{path}")
         return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.allow)
 
     def _denied(self, name: str, why: str) -> AccessDenied:
         err = AccessDenied(
-            f"secret {name!r} is refused by this store's allow-list ({why}: {list(self.allow or [])}); "
+            f"secret {shown(name)} is refused by this store's allow-list ({why}: {list(self.allow or [])}); "
             "add a matching pattern to allow=[...] to permit it"
         )
         err.name = name
@@ -842,13 +1124,19 @@ class SecretStore:
                 callback(old, new)
             except Exception as exc:
                 log.warning(
-                    "secretkit: on_rotate callback %r for %r raised %s", callback, name, type(exc).__name__
+                    "secretkit: on_rotate callback %r for %s raised %s",
+                    callback,
+                    shown(name),
+                    type(exc).__name__,
                 )
 
     def _after_fork(self) -> None:
         # The parent's threads do not exist here: a lock they held, a flight they led or a
         # queued refresh would never finish. Keep the values, rebuild everything else.
         self._init_sync()
+
+
+_UNPARSED: Any = object()
 
 
 def _after_fork_in_child() -> None:
@@ -858,6 +1146,63 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _bind(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
+    return lambda: fn(*args)
+
+
+def _settle_waiter(waiter: Any) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _observed(scheme: str, names: Sequence[str], reason: str, fn: Callable[[Any], T], arg: Any) -> T:
+    """``fn(arg)``, told to every installed fetch observer (telemetry, audit)."""
+    if not _events.observers:
+        return fn(arg)
+    spans = []
+    for observer in list(_events.observers):
+        try:
+            spans.append(observer.start(scheme, names, reason))
+        except Exception:
+            log.warning("secretkit: fetch observer %r failed", observer, exc_info=True)
+    try:
+        result = fn(arg)
+    except BaseException as exc:
+        outcome: Outcome = (
+            "not_found"
+            if isinstance(exc, SecretNotFound)
+            else "denied"
+            if isinstance(exc, AccessDenied)
+            else "error"
+        )
+        _end_spans(spans, outcome, None, exc)
+        raise
+    _end_spans(spans, "loaded", result.version if isinstance(result, Fetched) else None, None)
+    return result
+
+
+def _end_spans(spans: list[Any], outcome: Outcome, version: str | None, error: BaseException | None) -> None:
+    for span in spans:
+        try:
+            span.end(outcome, version, error)
+        except Exception:
+            log.warning("secretkit: fetch observer span %r failed", span, exc_info=True)
+
+
+def _check_options(backend: Backend, ref: SecretRef) -> None:
+    """Refuse options the backend does not take, before it is asked (a backend declares ``options``)."""
+    accepted = getattr(backend, "options", None)
+    if accepted is None or not ref.options:
+        return
+    unknown = sorted(set(ref.options) - set(accepted))
+    if unknown:
+        takes = ", ".join(sorted(accepted)) or "none"
+        raise InvalidReference(
+            f"{shown(str(ref))}: the {backend.scheme} backend has no option "
+            f"{', '.join(map(repr, unknown))} (it takes: {takes}); remove it from the reference"
+        )
 
 
 def _consumes_field(backend: Backend, ref: SecretRef) -> bool:
@@ -870,9 +1215,9 @@ def _consumes_field(backend: Backend, ref: SecretRef) -> bool:
 
 
 def _changed(old: Secret[Any], new: Secret[Any]) -> bool:
-    if old.version is not None and new.version is not None:
-        return old.version != new.version
-    return old != new
+    # A new version, or the same version with another value: a secret deleted and created
+    # again starts its versions over, and that is a rotation too.
+    return old.version != new.version or old != new
 
 
 def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
@@ -883,7 +1228,7 @@ def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
         del document  # a traceback with locals must not find the parsed secret in this frame
         if value.part is None:
             err = ConfigurationError(
-                f"secret {str(ref.base)!r} is not JSON, so it has no field {ref.field!r}; "
+                f"secret {shown(str(ref.base))} is not JSON, so it has no field {ref.field!r}; "
                 "drop the #field or store the secret as a JSON object"
             )
             err.name, err.backend = name, scheme
@@ -911,6 +1256,34 @@ def _sealed(err: BaseException) -> Any:
     return err
 
 
+class ScrubbedError(Exception):
+    """Stands in for a vendor exception whose message showed a secret value."""
+
+
+def _scrubbed(exc: BaseException) -> BaseException:
+    """``exc``, or a copy of it whose message shows no registered value.
+
+    A vendor exception chained as ``__cause__`` is printed with every traceback; if its
+    message echoes a value (a server repeating the request back), the copy keeps its type
+    and the scrubbed message, and drops its attributes (raw responses).
+    """
+    try:
+        text = str(exc)
+    except Exception:
+        return ScrubbedError(type(exc).__name__)
+    clean = redact(text)
+    if clean == text:
+        return exc
+    try:
+        copy = exc.__class__.__new__(exc.__class__)
+        copy.args = (clean,)
+        if redact(str(copy)) == str(copy):
+            return copy
+    except Exception:  # noqa: S110 - an exception class whose __str__ needs its attributes
+        pass
+    return ScrubbedError(f"{type(exc).__name__}: {clean}")
+
+
 def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:
     if isinstance(exc, SecretkitError):
         if exc.name is None:
@@ -922,9 +1295,9 @@ def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:
     if len(detail) > 200:
         detail = detail[:200] + "..."
     err = BackendUnavailable(
-        f"secret {name!r}: the {scheme} backend failed ({type(exc).__name__}"
+        f"secret {shown(name)}: the {scheme} backend failed ({type(exc).__name__}"
         + (f": {detail}" if detail else "")
-        + "); the last good value is served while it lasts - check that the backend is reachable"
+        + "); check that the backend is reachable"
     )
     err.name, err.backend = name, scheme
     return err

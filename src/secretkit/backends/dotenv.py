@@ -23,6 +23,13 @@ class DotenvBackend:
     """
 
     scheme = "dotenv"
+    #: Query options this backend accepts: none.
+    options: frozenset[str] = frozenset()
+    #: Read on this machine: the store re-reads it about once a second (a parse is
+    #: reused while the file's size, mtime and inode are unchanged).
+    local = True
+    #: Like the environment: configuration unless the key's name marks a secret.
+    configuration = True
 
     @staticmethod
     def consumes_field(ref: SecretRef) -> bool:
@@ -39,6 +46,7 @@ class DotenvBackend:
         self.path = Path(path).absolute()
         self.encoding = encoding
         self.interpolate = interpolate
+        self._parsed: dict[Path, tuple[tuple[int, int, int, int], dict[str, str | None]]] = {}
 
     def __repr__(self) -> str:
         return f"DotenvBackend({str(self.path)!r})"
@@ -55,6 +63,24 @@ class DotenvBackend:
             raise SecretNotFound(key if file == self.path else f"{ref.path}#{key}")
         return Fetched(value)
 
+    def _parse(self, file: Path) -> dict[str, str | None]:
+        try:
+            info = file.stat()
+        except PermissionError:
+            raise
+        except (OSError, ValueError):  # absent, or a path no file can have (NUL, too long)
+            self._parsed.pop(file, None)
+            return {}
+        signature = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns)
+        cached = self._parsed.get(file)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        values = self._read(file)
+        if len(self._parsed) >= 64:  # paths come from references: keep the memo small
+            self._parsed.clear()
+        self._parsed[file] = (signature, values)
+        return values
+
     def values(self) -> dict[str, str]:
         """Every key of the backend's file that has a value (for listing, not for reading secrets).
 
@@ -62,7 +88,7 @@ class DotenvBackend:
         """
         return {key: value for key, value in self._parse(self.path).items() if value is not None}
 
-    def _parse(self, file: Path) -> dict[str, str | None]:
+    def _read(self, file: Path) -> dict[str, str | None]:
         from dotenv import dotenv_values
         from dotenv.parser import parse_stream
 

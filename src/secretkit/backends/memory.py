@@ -21,6 +21,8 @@ class MemoryBackend:
     """
 
     scheme = "memory"
+    #: Query options this backend accepts.
+    options: frozenset[str] = frozenset({"version"})
 
     def __init__(
         self,
