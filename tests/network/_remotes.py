@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +14,10 @@ from secretkit._backend import Backend
 from servers.azure_server import KeyVaultServer, StaticTokenCredential
 from servers.faultproxy import FaultProxy
 from servers.gcp_server import GcpSecretManagerServer, make_client
-from servers.moto_server import MotoServer
+from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
 
-__all__ = ["BUILDERS", "GCP_PROJECT", "REMOTES", "Remote", "time_to_success"]
+__all__ = ["BUILDERS", "GCP_PROJECT", "REMOTES", "Remote", "running_remotes", "time_to_success"]
 
 GCP_PROJECT = "net-project"
 REMOTES = ("aws-sm", "vault", "gcp-sm", "azure-kv")
@@ -160,3 +161,49 @@ def time_to_success(store: SecretStore, ref: str, expected: str, limit: float) -
             continue
         assert value == expected
         return time.perf_counter() - started
+
+
+@contextmanager
+def running_remotes(schemes: Sequence[str] = REMOTES) -> Iterator[dict[str, Remote]]:
+    """Start the servers of ``schemes`` and a proxy in front of each, for scripts (benchmarks).
+
+    Tests use the fixtures of this directory's conftest instead, which share servers across tests.
+    """
+    import os
+
+    from servers.azure_server import free_port as azure_free_port
+
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    with ExitStack() as stack:
+        out: dict[str, Remote] = {}
+        for scheme in schemes:
+            server: Any
+            if scheme == "aws-sm":
+                server = stack.enter_context(MotoServer())
+            elif scheme == "vault":
+                server = stack.enter_context(OpenBaoServer())
+            elif scheme == "gcp-sm":
+                server = GcpSecretManagerServer().start()
+                stack.callback(server.stop)
+            else:
+                server = KeyVaultServer(azure_free_port()).start()
+                stack.callback(server.close)
+            proxy = FaultProxy("127.0.0.1", int(server.port)).start()
+            stack.callback(proxy.stop)
+            remote = BUILDERS[scheme](server, proxy)
+            stack.callback(_close_backends, remote)
+            out[scheme] = remote
+        yield out
+
+
+def _close_backends(remote: Remote) -> None:
+    remote.proxy.set("pass")
+    for backend in remote.made:
+        backend.close()
