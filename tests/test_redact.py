@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import secrets
 from collections.abc import Iterator
 
@@ -12,7 +13,8 @@ import pytest
 
 import secretkit
 from secretkit import SecretStore, _redact, _redact_engine
-from secretkit._redact_engine import MIN_LENGTH, Matcher, forms
+from secretkit._redact import StreamRedactor
+from secretkit._redact_engine import MIN_LENGTH, Matcher, forms, replace
 from secretkit.backends import EnvBackend, MemoryBackend
 
 
@@ -190,3 +192,33 @@ def test_json_leaves_are_registered_and_tiny_ones_are_not() -> None:
     found = set(forms('{"user": "app", "password": "pw-123456", "port": 54321, "on": true}'))
     assert {"pw-123456", "54321"} <= found
     assert "app" not in found and "True" not in found
+
+
+def brute_force_spans(values: list[str], text: str) -> list[tuple[int, int]]:
+    found = sorted((at, at + len(v)) for v in values for at in range(len(text)) if text.startswith(v, at))
+    merged: list[tuple[int, int]] = []
+    for begin, end in found:
+        if merged and begin < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
+
+
+def test_matcher_and_stream_agree_with_a_brute_force_search() -> None:
+    """Matcher and stream masking equal a brute-force search on random overlapping values and chunks."""
+    rng = random.Random(20261130)  # noqa: S311 - a seeded test corpus, not a key
+    for trial in range(600):
+        alphabet = "ab" if trial % 2 else "abcd"
+        count = rng.randint(1, 6)
+        values = list({"".join(rng.choices(alphabet, k=rng.randint(4, 14))) for _ in range(count)})
+        text = "".join(rng.choices(alphabet + "x", k=rng.randint(0, 60)))
+        expected = brute_force_spans(values, text)
+        assert Matcher(values).spans(text) == expected, (values, text)
+        redactor = StreamRedactor(values, text=True, mask="*")
+        pos, out = 0, ""
+        while pos < len(text):
+            size = rng.randint(1, 8)
+            out += redactor.feed(text[pos : pos + size])
+            pos += size
+        assert out + redactor.flush() == replace(text, expected, len(text), "*"), (values, text)
