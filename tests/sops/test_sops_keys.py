@@ -55,6 +55,64 @@ def test_age_identity_from_home_config_when_xdg_is_unset(
     assert fetch(SopsBackend(), path, "token") == "key-test-token-2"
 
 
+def ssh_ed25519_key(passphrase: bytes | None = None) -> tuple[bytes, str]:
+    """A new OpenSSH ed25519 private key (PEM) and its public key line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    if passphrase:  # PKCS#8 needs no bcrypt, and is as unusable without its passphrase
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+    else:
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode()
+
+
+def test_age_ssh_identity_from_the_default_ssh_key(sops, tmp_path, monkeypatch) -> None:
+    """A file for an ssh-ed25519 recipient opens with ~/.ssh/id_ed25519, as sops opens it."""
+    private, public = ssh_ed25519_key()
+    path = sops.encrypt(tmp_path / "s.enc.yaml", PLAIN, fmt="yaml", keys=["--age", public])
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    ssh_dir = Path(str(secretkit.getenv("HOME"))) / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "id_ed25519").write_bytes(private)
+    assert fetch(SopsBackend(), path, "token") == "key-test-token-2"
+
+
+def test_age_ssh_identity_from_the_variable_beside_a_locked_default_key(sops, tmp_path, monkeypatch) -> None:
+    """SOPS_AGE_SSH_PRIVATE_KEY_FILE opens the file; a passphrase-protected ~/.ssh key is skipped."""
+    private, public = ssh_ed25519_key()
+    locked, _ = ssh_ed25519_key(passphrase=b"a-passphrase")
+    path = sops.encrypt(tmp_path / "s.enc.yaml", PLAIN, fmt="yaml", keys=["--age", public])
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    ssh_dir = Path(str(secretkit.getenv("HOME"))) / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "id_ed25519").write_bytes(locked)
+    (tmp_path / "deploy_key").write_bytes(private)
+    monkeypatch.setenv("SOPS_AGE_SSH_PRIVATE_KEY_FILE", str(tmp_path / "deploy_key"))
+    assert fetch(SopsBackend(), path, "token") == "key-test-token-2"
+
+
+def test_age_key_command_gets_the_recipient(sops, age_flags, age_key, tmp_path, monkeypatch) -> None:
+    """SOPS_AGE_KEY_CMD's output is an identity source; the command sees SOPS_AGE_RECIPIENT."""
+    path = sops.encrypt(tmp_path / "s.enc.yaml", PLAIN, fmt="yaml", keys=age_flags)
+    script = tmp_path / "print-key.sh"
+    script.write_text(
+        f'#!/bin/sh\n[ "$SOPS_AGE_RECIPIENT" = "{age_key.recipient}" ] || exit 3\necho {age_key.identity}\n'
+    )
+    script.chmod(0o700)
+    monkeypatch.delenv("SOPS_AGE_KEY_FILE")
+    monkeypatch.setenv("SOPS_AGE_KEY_CMD", str(script))
+    assert fetch(SopsBackend(), path, "token") == "key-test-token-2"
+
+
 def test_any_recipient_of_the_group_opens_the_file(sops, age_key, other_age_key, tmp_path) -> None:
     """A file for two age recipients opens with the identity of either."""
     flags = ["--age", f"{other_age_key.recipient},{age_key.recipient}"]

@@ -16,8 +16,9 @@ from .._backend import Fetched
 from .._errors import AccessDenied, ConfigurationError, InvalidReference, SecretNotFound
 from .._redact import remember
 from .._refs import SecretRef
+from ._sops.age import local_age_recipients
 from ._sops.formats import SopsDocument, looks_like_sops, parse_document
-from ._sops.keys import KEY_TYPES, DataKeys, age_identity_sources, describe_key, key_groups
+from ._sops.keys import KEY_TYPES, DataKeys, describe_key, key_groups
 from ._sops.values import TreeRefused, decrypt_tree, go_float
 
 __all__ = ["SopsBackend", "decrypt_dotenv", "describe", "is_sops_file"]
@@ -147,7 +148,7 @@ def describe(path: str | os.PathLike[str]) -> list[str]:
             f"  {len(groups)} key groups, Shamir threshold {meta.get('shamir_threshold') or len(groups)} "
             "(not supported by secretkit)"
         )
-    recipients = _local_age_recipients()
+    recipients = local_age_recipients()
     for index, group in enumerate(groups, 1):
         lines.append(f"  key group {index}:")
         for kind in KEY_TYPES:
@@ -237,27 +238,6 @@ def _json(value: Any) -> str:
 
 def _remember_document(plain: dict[str, Any]) -> None:
     remember(_json(plain), plain)
-
-
-def _local_age_recipients() -> set[str] | None:
-    try:
-        from pyrage import x25519
-    except ImportError:
-        return None
-    found: set[str] = set()
-    try:
-        sources = age_identity_sources()
-    except ConfigurationError:
-        return found
-    for _, text in sources:
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("AGE-SECRET-KEY-"):
-                try:
-                    found.add(str(x25519.Identity.from_str(line).to_public()))
-                except Exception:  # noqa: S112 - an invalid line opens nothing; fetch reports it
-                    continue
-    return found
 
 
 def _could_open(kind: str, entry: dict[str, Any], recipients: set[str] | None) -> str:

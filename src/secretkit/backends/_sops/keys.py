@@ -10,16 +10,15 @@ import base64
 import hashlib
 import json
 import os
-import shlex
-import subprocess
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from ..._errors import AccessDenied, BackendUnavailable, ConfigurationError, MissingDependency
+from .age import age_identities
 
-__all__ = ["KEY_TYPES", "DataKeys", "age_identity_sources", "key_groups"]
+__all__ = ["KEY_TYPES", "DataKeys", "describe_key", "key_groups"]
 
 #: The master-key types a key group may hold, as sops names them in the metadata.
 KEY_TYPES = ("age", "kms", "hc_vault", "gcp_kms", "azure_kv", "hckms", "pgp")
@@ -57,75 +56,6 @@ def describe_key(kind: str, key: dict[str, Any]) -> str:
     if kind == "pgp":
         return f"PGP {key.get('fp', '?')}"
     return kind
-
-
-def age_identity_sources() -> list[tuple[str, str]]:
-    """Where age identities are found, as sops looks: ``(label, text)`` for each source present."""
-    sources: list[tuple[str, str]] = []
-    if os.environ.get("SOPS_AGE_KEY"):
-        sources.append(("SOPS_AGE_KEY", os.environ["SOPS_AGE_KEY"]))
-    key_file = os.environ.get("SOPS_AGE_KEY_FILE")
-    if key_file:
-        sources.append(("SOPS_AGE_KEY_FILE", _read_text(Path(key_file).expanduser())))
-    command = os.environ.get("SOPS_AGE_KEY_CMD")
-    if command:
-        sources.append(("SOPS_AGE_KEY_CMD", _run_key_command(command)))
-    default = _default_key_file()
-    if default is not None and default.is_file():
-        sources.append((str(default), _read_text(default)))
-    return sources
-
-
-def _default_key_file() -> Path | None:
-    base = os.environ.get("XDG_CONFIG_HOME")
-    if not base:
-        home = os.environ.get("HOME")
-        if not home:
-            return None
-        base = str(
-            Path(home) / ("Library/Application Support" if os.uname().sysname == "Darwin" else ".config")
-        )
-    return Path(base) / "sops" / "age" / "keys.txt"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"the age key file {str(path)!r} cannot be read ({exc.strerror})") from None
-
-
-def _run_key_command(command: str) -> str:
-    try:
-        result = subprocess.run(  # noqa: S603 - the user's own configured command
-            shlex.split(command), capture_output=True, text=True, timeout=_TIMEOUT, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigurationError(f"SOPS_AGE_KEY_CMD could not be run ({type(exc).__name__})") from None
-    if result.returncode != 0:
-        raise ConfigurationError(f"SOPS_AGE_KEY_CMD exited with status {result.returncode}")
-    return result.stdout
-
-
-def _age_identities() -> tuple[list[Any], list[str]]:
-    try:
-        from pyrage import x25519
-    except ImportError:
-        raise MissingDependency("sops", "pyrage", "sops") from None
-    identities: list[Any] = []
-    labels: list[str] = []
-    for label, text in age_identity_sources():
-        labels.append(label)
-        for line in text.splitlines():
-            line = line.strip()
-            if line.startswith("AGE-SECRET-KEY-"):
-                try:
-                    identities.append(x25519.Identity.from_str(line))
-                except Exception:  # pyrage raises its own IdentityError; the line is key material
-                    raise ConfigurationError(
-                        f"{label} holds a line that is not a valid age identity"
-                    ) from None
-    return identities, labels
 
 
 class DataKeys:
@@ -229,17 +159,18 @@ class DataKeys:
     def _age(self, entry: dict[str, Any]) -> bytes:
         import pyrage
 
-        identities, labels = _age_identities()
-        if not identities:
+        found = age_identities(str(entry.get("recipient", "")))
+        if not found.keys:
             raise _Refused(
                 "no age identity found (set SOPS_AGE_KEY or SOPS_AGE_KEY_FILE, or use "
-                "~/.config/sops/age/keys.txt)"
+                "~/.config/sops/age/keys.txt or an SSH key)"
             )
         try:
-            return pyrage.decrypt(str(entry.get("enc", "")).encode(), identities)
+            return pyrage.decrypt(str(entry.get("enc", "")).encode(), found.keys)
         except pyrage.DecryptError:
             raise _Refused(
-                f"none of the {len(identities)} age identities from {', '.join(labels)} is its recipient"
+                f"none of the {len(found.keys)} age identities from {', '.join(found.places)} "
+                "is its recipient"
             ) from None
 
     def _kms(self, entry: dict[str, Any]) -> bytes:
