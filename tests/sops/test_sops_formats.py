@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,17 @@ def test_options_are_refused(sops, age_flags, tmp_path) -> None:
     path = sops.encrypt(tmp_path / "s.enc.yaml", "a: value-a-1\n", fmt="yaml", keys=age_flags)
     with pytest.raises(Exception, match="takes none"):
         SopsBackend().fetch(SecretRef(f"sops://{path}#a?version=2"))
+
+
+def test_secretkit_imports_no_sops_dependency() -> None:
+    """`import secretkit` and building a SopsBackend import neither pyrage, PyYAML nor cryptography."""
+    code = (
+        "import sys, secretkit\n"
+        "from secretkit.backends.sops import SopsBackend\n"
+        "SopsBackend()\n"
+        "print(sorted(m for m in ('pyrage', 'yaml', 'cryptography', 'boto3', 'hvac') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
