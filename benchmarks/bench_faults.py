@@ -179,7 +179,7 @@ def soak(remotes: dict[str, Remote], seconds: float, every: float) -> None:
                 for ref in found:
                     remotes[scheme].write(ref_name(ref), f"soak-{round_}-{ref_name(ref)}")
                     written += 1
-        time.sleep(3.0)  # let the last rotation be read
+        time.sleep(min(3.0, every))  # let the last rotation be read
     rss1, threads1, files1 = process_usage()
     store.close()
     print(
