@@ -35,6 +35,8 @@ _AUTH_MESSAGES = (
     'role "',  # ... does not exist
     "pam authentication failed",
 )
+#: How many refused values a credential remembers (a rotation refuses one or two).
+REFUSED_KEPT = 4
 #: MySQL's ER_ACCESS_DENIED_ERROR, for pymysql/mysqlclient errors whose args[0] is the code.
 _MYSQL_ACCESS_DENIED = 1045
 
@@ -107,6 +109,9 @@ class Credential(Generic[T]):
         # A pending value that logged in while the store's current one was refused: used
         # for as long as the store's current secrets are still the refused ones.
         self._override: tuple[tuple[Secret[Any], ...], T] | None = None
+        # The last few values the server refused (in this process's memory only, like the
+        # values themselves): never offered again, whatever a late refresh brings back.
+        self._refused: list[T] = []
         #: How many times a refusal made this credential ask the store again (a measure).
         self.recoveries = 0
 
@@ -126,36 +131,58 @@ class Credential(Generic[T]):
         return now is value or self._same(now, value)
 
     def recover(self, refused: T) -> T | None:
-        """After ``refused`` was refused: the refreshed current value, else the pending one, else None."""
+        """After ``refused`` was refused: the refreshed current value, else the pending one, else None.
+
+        A value refused before is never offered again: a refresh that was already in flight
+        when the secret rotated can bring back the old value, so the store is asked once more.
+        """
         with self._lock:
+            self._remember_refused(refused)
             # Another thread may already have recovered while this one waited for the lock.
             now = self.current()
-            if not self._same(now, refused):
+            if not self._was_refused(now):
                 return now
             self.recoveries += 1
             store = self.store
             override = self._override
-            if override is not None and self._same(override[1], refused):
+            if override is not None and self._was_refused(override[1]):
                 self._override = None  # the pending value we switched to is refused too
-            refreshed = tuple(store.refresh(name) for name in self.names)
-            value = self._value_for(refreshed)
-            if not self._same(value, refused):
-                return value
+            for _ in range(2):
+                refreshed = tuple(store.refresh(name) for name in self.names)
+                value = self._value_for(refreshed)
+                if not self._was_refused(value):
+                    return value
             pending = self._pending_secrets(refreshed)
             if pending is None:
                 return None
             candidate = self._build(pending)
-            if self._same(candidate, refused):
+            if self._was_refused(candidate):
                 return None
             self._override = (refreshed, candidate)
             return candidate
+
+    def _remember_refused(self, value: T) -> None:
+        if not self._was_refused(value):
+            self._refused = [*self._refused[-(REFUSED_KEPT - 1) :], value]
+
+    def _was_refused(self, value: T) -> bool:
+        return any(value is old or self._same(value, old) for old in self._refused)
 
     def _value_for(self, secrets: tuple[Secret[Any], ...]) -> T:
         override = self._override
         if override is not None:
             if _same_secrets(override[0], secrets):
                 return override[1]
+            value = self._built_for(secrets)
+            if self._refused and self._was_refused(value):
+                # The store went back to a value already refused (a late refresh that began
+                # before the rotation): keep the pending value that works.
+                return override[1]
             self._override = None  # the store moved on (finishSecret was seen): back to current
+            return value
+        return self._built_for(secrets)
+
+    def _built_for(self, secrets: tuple[Secret[Any], ...]) -> T:
         built = self._built
         if built is not None and _same_secrets(built[0], secrets):
             if any(x is not y for x, y in zip(built[0], secrets, strict=True)):

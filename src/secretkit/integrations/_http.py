@@ -1,0 +1,84 @@
+"""How an HTTP auth turns a secret into a header, shared by the httpx and requests integrations."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import ConfigurationError
+from .._secret import Secret
+from .._store import SecretStore
+from ._credentials import Credential
+
+__all__ = ["AUTH_STATUSES", "Header", "header_credential"]
+
+#: The answers that mean "this credential is not (or no longer) accepted".
+AUTH_STATUSES = frozenset({401, 403})
+
+
+class Header:
+    """One request header carrying a secret; its ``repr`` names the header, never the value."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name = name
+        self.value = value
+
+    def same(self, other: Header) -> bool:
+        return self.name == other.name and hmac.compare_digest(self.value.encode(), other.value.encode())
+
+    def __repr__(self) -> str:
+        return f"Header({self.name!r}, '**********')"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("a Header holds a secret and cannot be pickled")
+
+
+def header_credential(
+    name: str,
+    *,
+    kind: str,
+    header: str,
+    prefix: str,
+    username: str | None,
+    pending: str | None,
+    store: SecretStore | None,
+) -> Credential[Header]:
+    """The credential behind an auth: ``kind`` is ``"bearer"``, ``"header"`` or ``"basic"``."""
+    if kind not in ("bearer", "header", "basic"):
+        raise ConfigurationError(f"unknown auth kind {kind!r}: use bearer, header or basic")
+
+    def build(secrets: Sequence[Secret[Any]]) -> Header:
+        value = secrets[0].reveal()
+        if isinstance(value, bytes):
+            value = value.decode()
+        if kind == "basic":
+            user, password = _basic_pair(secrets[0], value, username)
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            return Header("Authorization", "Basic " + token)
+        return Header(header, prefix + str(value))
+
+    pendings = None if pending is None else [pending]
+    return Credential([name], build, Header.same, pending=pendings, store=store)
+
+
+def _basic_pair(secret: Secret[Any], value: Any, username: str | None) -> tuple[str, str]:
+    if username is not None:
+        return username, str(value)
+    document = value
+    if isinstance(value, str):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            document = None
+    if isinstance(document, dict) and "username" in document and "password" in document:
+        return str(document["username"]), str(document["password"])
+    document = value = None  # error reporters capture locals: raise with none holding the value
+    raise ConfigurationError(
+        f"secret {secret.name!r} is not a JSON object with username and password: pass username= "
+        "for a secret that holds only the password"
+    )
