@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parent.parent
 # The build reads the tree, never writes into it: it runs on a copy without local state.
 SKIP_IN_COPY = shutil.ignore_patterns(
@@ -82,12 +80,14 @@ def wheel_metadata(wheel: Path) -> Message:
         return email.message_from_bytes(zf.read(name))
 
 
+@pytest.mark.slow
 def test_the_build_prints_no_warning(built: Built) -> None:
     """Building the sdist and the wheel (the wheel from the sdist) prints no warning or deprecation."""
     noisy = [line for line in built.output.splitlines() if re.search(r"warn|deprecat", line, re.IGNORECASE)]
     assert noisy == []
 
 
+@pytest.mark.slow
 def test_twine_check_passes(built: Built) -> None:
     """`twine check --strict` accepts both distributions, long description included."""
     result = subprocess.run(
@@ -99,6 +99,7 @@ def test_twine_check_passes(built: Built) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_package_its_marker_and_no_tests(built: Built) -> None:
     """The wheel has every module of src/secretkit and py.typed, the licence, and nothing from tests/."""
     with zipfile.ZipFile(built.wheel) as zf:
@@ -120,6 +121,7 @@ def _dist_info(names: set[str]) -> set[str]:
     return {n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info")}
 
 
+@pytest.mark.slow
 def test_the_sdist_can_be_rebuilt_and_tested(built: Built) -> None:
     """The sdist carries the licence, the changelog, the typed marker and the whole test suite."""
     with tarfile.open(built.sdist) as tf:
@@ -129,6 +131,7 @@ def test_the_sdist_can_be_rebuilt_and_tested(built: Built) -> None:
     assert [n for n in names if "__pycache__" in n or n.endswith(".pyc")] == []
 
 
+@pytest.mark.slow
 def test_metadata_states_licence_version_and_supported_pythons(built: Built) -> None:
     """METADATA has the SPDX licence, the source's __version__, and a classifier per supported Python."""
     meta = wheel_metadata(built.wheel)
@@ -154,6 +157,7 @@ def test_every_classifier_is_one_the_registry_knows() -> None:
     assert [c for c in declared if c not in known] == []
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_into_a_clean_venv_and_runs(built: Built, tmp_path: Path) -> None:
     """In a fresh venv with only the core dependency, `import secretkit` loads no SDK and the CLI runs."""
     venv = tmp_path / "venv"
@@ -195,3 +199,13 @@ def test_the_wheel_installs_into_a_clean_venv_and_runs(built: Built, tmp_path: P
     assert "usage:" in cli.stdout
     for command in ("get", "run", "check", "doctor"):
         assert command in cli.stdout
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    """.ci/run runs the README's whole-suite command exactly as a new user would type it."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [
+        line for line in readme.splitlines() if line.startswith("python3 -m venv") and "pytest" in line
+    ]
+    assert len(commands) == 1
+    assert commands[0] in (ROOT / ".ci" / "run").read_text().splitlines()
