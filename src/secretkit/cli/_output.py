@@ -10,6 +10,7 @@ from typing import IO
 from .._errors import SecretkitError
 from .._redact import redact
 from ._exits import PROG, CliError
+from ._urls import scrub_credentials
 
 
 def error_message(exc: BaseException) -> str:
@@ -19,11 +20,23 @@ def error_message(exc: BaseException) -> str:
         # A foreign error's type is part of its message ("ValueError: ...").
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     text = " ".join(text.split())
-    # Errors secretkit builds carry no value; this catches what a vendor or user error might.
-    text = redact(text)
+    # Errors secretkit builds carry no value; this catches what a vendor or user error might,
+    # and the credentials a vendor error may echo from a URL the user set (VAULT_ADDR, ...).
+    text = scrub_credentials(redact(text))
     if len(text) > 800:
         text = text[:800] + "..."
     return text
+
+
+def shown_name(name: str) -> str:
+    """A name or reference as given, for a table or a message: no credentials, no control bytes, bounded."""
+    text = scrub_credentials(name[: _NAME_LIMIT + 1])
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= _NAME_LIMIT else text[:_NAME_LIMIT] + "..."
+
+
+_NAME_LIMIT = 200
 
 
 def print_error(text: str) -> None:
@@ -41,7 +54,7 @@ def flush(stream: IO[str] | None) -> None:
 
 def print_traceback(exc: BaseException) -> None:
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    print(redact(text), file=sys.stderr, end="", flush=True)
+    print(scrub_credentials(redact(text)), file=sys.stderr, end="", flush=True)
 
 
 def silence_stdout() -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._redact import redact
 from ._output import error_message
-from ._urls import NOT_A_URL, NOT_SHOWN, safe_url, split_url
+from ._urls import NOT_A_URL, NOT_SHOWN, safe_url, scrub_credentials, split_url
 
 if TYPE_CHECKING:
     from ._inventory import BackendReport
@@ -177,9 +177,9 @@ def _probe_http(
             return Reach(shown, False, "cannot resolve the host name")
         if isinstance(reason, ssl.SSLError):
             return Reach(shown, False, f"TLS error: {reason.reason or reason}")
-        return Reach(shown, False, redact(str(reason)))
+        return Reach(shown, False, scrub_credentials(redact(str(reason))))
     except TimeoutError:
         return Reach(shown, False, f"timed out after {timeout:g}s")
     except OSError as exc:
-        return Reach(shown, False, redact(exc.strerror or str(exc)))
+        return Reach(shown, False, scrub_credentials(redact(exc.strerror or str(exc))))
     return Reach(shown, ok, detail)

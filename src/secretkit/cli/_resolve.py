@@ -12,7 +12,8 @@ from .. import _registry
 from .._refs import looks_like_reference, parse_reference
 from .._secret import Secret
 from .._store import SecretStore
-from ._exits import EXIT_USAGE, CliError
+from ._exits import EXIT_CONFIG, EXIT_USAGE, CliError
+from ._output import shown_name
 
 
 def as_text(value: object) -> str:
@@ -75,12 +76,20 @@ def references_in_environment(*, dotenv: bool = True) -> dict[str, str]:
 
 
 def read_env_file(path: str) -> dict[str, str]:
-    """The ``KEY=VALUE`` entries of an ``--env-file``."""
+    """The ``KEY=VALUE`` entries of an ``--env-file``, each one an environment can hold."""
     from ..backends.dotenv import DotenvBackend
 
     file = Path(path)
     if not file.is_file():
-        raise CliError(f"--env-file {path!r}: no such file", EXIT_USAGE)
-    backend = DotenvBackend(file)
+        raise CliError(f"--env-file {shown_name(path)!r}: no such file", EXIT_USAGE)
     # The dotenv backend's parser, so a file reads the same here as through dotenv://.
-    return backend.values()
+    entries = DotenvBackend(file).values()
+    for key, value in entries.items():
+        if not key or "=" in key or "\0" in key or "\0" in value:
+            # The OS would refuse it when the command starts; say which entry, not "embedded null byte".
+            raise CliError(
+                f"--env-file {shown_name(path)!r}: the entry {shown_name(key)!r} cannot be an environment "
+                "variable (an empty name, '=' or NUL in the name, or NUL in the value)",
+                EXIT_CONFIG,
+            )
+    return entries

@@ -7,7 +7,7 @@ from typing import Any
 
 from .._secret import Secret
 from ._exits import classify
-from ._output import error_message
+from ._output import error_message, shown_name
 
 
 @dataclass
@@ -43,7 +43,7 @@ class StatusRow:
 def status_row(name: str, secret: Secret[Any] | None, error: BaseException | None) -> StatusRow:
     if secret is not None:
         return StatusRow(
-            name,
+            shown_name(name),
             "ok",
             source=secret.source,
             version=secret.version,
@@ -51,5 +51,8 @@ def status_row(name: str, secret: Secret[Any] | None, error: BaseException | Non
         )
     assert error is not None
     return StatusRow(
-        name, classify(error)[0], source=getattr(error, "backend", None), error=error_message(error)
+        shown_name(name),
+        classify(error)[0],
+        source=getattr(error, "backend", None),
+        error=error_message(error),
     )

@@ -58,3 +58,24 @@ def shown_setting(value: str) -> str:
     if "://" in value:
         return safe_url(value)
     return value if _PLAIN_SETTING.fullmatch(value) else NOT_SHOWN
+
+
+# "scheme://user:password@host" (also with one or three slashes, as typos have it), and a
+# bare "user:password@host" as a backend may echo a URL it cut the scheme off: the user-info
+# goes (the local part of an e-mail address with it - a small loss in an error line). A query
+# parameter named like a credential ("?token=...") loses its value.
+_USER_INFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*:/{1,3}|(?<![:/])//)(?:[^\s/?#@\[\]]*@)+")
+_BARE_USER_INFO = re.compile(r"""(?<![^\s'"(<=,;])(?:[^\s'"@/\\<>()=]+@)+(?=[\w\[%])""")
+_CREDENTIAL_PARAM = re.compile(
+    r"(?i)([?&;](?:[\w.-]*(?:token|secret|passw(?:or)?d|pwd|key|sig|signature|credential|auth)[\w.-]*)=)"
+    r"[^&#\s'\"]+"
+)
+
+
+def scrub_credentials(text: str) -> str:
+    """``text`` without URL user-info or credential-named query values, which a vendor error may echo."""
+    if "@" in text:
+        text = _BARE_USER_INFO.sub("***@", _USER_INFO.sub(r"\1***@", text))
+    if "=" in text:
+        text = _CREDENTIAL_PARAM.sub(r"\1***", text)
+    return text

@@ -15,7 +15,7 @@ from .._refs import SecretRef, looks_like_reference
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
 from ._inventory import backends_report, extras_report
-from ._output import error_message
+from ._output import error_message, shown_name
 from ._probes import check_reachability
 from ._resolve import is_reference, references_in_environment, resolve_all
 from ._status import status_row
@@ -125,7 +125,7 @@ def _trace(name: str, store: SecretStore) -> dict[str, Any]:
     winner: str | None = None
     points_to: str | None = None
     if "://" in name and looks_like_reference(name):
-        points_to = name
+        points_to = shown_name(name)
     else:
         for backend in store.backends:
             entry: dict[str, Any] = {"backend": backend.scheme, "found": False}
@@ -139,7 +139,7 @@ def _trace(name: str, store: SecretStore) -> dict[str, Any]:
                 entry["found"] = True
                 if isinstance(fetched.value, str) and is_reference(fetched.value):
                     # A reference is a pointer, not a value: safe to show, and what a user needs to see.
-                    entry["reference"] = fetched.value
+                    entry["reference"] = shown_name(fetched.value)
                 if winner is None:
                     winner = backend.scheme
                     points_to = entry.get("reference")
@@ -147,7 +147,7 @@ def _trace(name: str, store: SecretStore) -> dict[str, Any]:
     resolved, failures = resolve_all(store, [name])
     row = status_row(name, resolved.get(name), failures.get(name))
     return {
-        "name": name,
+        "name": shown_name(name),
         "sources": sources,
         "winner": winner,
         "reference": points_to,

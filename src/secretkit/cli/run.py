@@ -20,7 +20,7 @@ from ._exits import (
     classify,
 )
 from ._masking import Masker, mask_values
-from ._output import error_message, print_error
+from ._output import error_message, print_error, shown_name
 from ._resolve import as_text, is_reference, read_env_file, resolve_all
 from ._signals import SignalForwarder
 
@@ -40,7 +40,7 @@ def command(args: argparse.Namespace) -> int:
     failed = [(var, failures[refs[var]]) for var in sorted(refs) if refs[var] in failures]
     if failed:
         for var, exc in failed:
-            print_error(f"{var}: {error_message(exc)}")
+            print_error(f"{shown_name(var)}: {error_message(exc)}")
         return classify(failed[0][1])[1]
     injected: list[object] = []
     for var, ref in refs.items():
@@ -48,8 +48,8 @@ def command(args: argparse.Namespace) -> int:
         text = as_text(value)
         if "\0" in text:
             raise CliError(
-                f"{var}: the secret {ref!r} contains a NUL character, which an environment variable "
-                "cannot hold; pick a #field or store it without NUL",
+                f"{shown_name(var)}: the secret {shown_name(ref)!r} contains a NUL character, which an "
+                "environment variable cannot hold; pick a #field or store it without NUL",
                 EXIT_CONFIG,
             )
         env[var] = text
@@ -66,11 +66,17 @@ def _spawn(argv: list[str], env: dict[str, str], masker: Masker | None) -> int:
         try:
             proc = subprocess.Popen(argv, env=env, stdout=pipe, stderr=pipe)  # noqa: S603 - the user's command
         except FileNotFoundError:
-            raise CliError(f"command not found: {argv[0]}", EXIT_COMMAND_NOT_FOUND) from None
+            raise CliError(f"command not found: {shown_name(argv[0])}", EXIT_COMMAND_NOT_FOUND) from None
         except PermissionError:
-            raise CliError(f"cannot execute {argv[0]}: permission denied", EXIT_CANNOT_EXECUTE) from None
+            raise CliError(
+                f"cannot execute {shown_name(argv[0])}: permission denied", EXIT_CANNOT_EXECUTE
+            ) from None
         except OSError as exc:
-            raise CliError(f"cannot execute {argv[0]}: {exc.strerror or exc}", EXIT_CANNOT_EXECUTE) from None
+            raise CliError(
+                f"cannot execute {shown_name(argv[0])}: {exc.strerror or exc}", EXIT_CANNOT_EXECUTE
+            ) from None
+        except ValueError as exc:  # a NUL in an argument ("embedded null byte")
+            raise CliError(f"cannot execute {shown_name(argv[0])}: {exc}", EXIT_CANNOT_EXECUTE) from None
         forwarder.attach(proc)
         pumps: list[threading.Thread] = []
         if masker is not None:
