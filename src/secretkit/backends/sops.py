@@ -120,7 +120,7 @@ def decrypt_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
     if fmt != "dotenv":
         raise ConfigurationError(f"{str(file)!r} is a SOPS {fmt} file, not a dotenv file")
     values = {str(k): _as_text_str(v) for k, v in plain.items() if v is not None}
-    remember(json.dumps(values), values)
+    remember(values)
     return values
 
 
@@ -237,7 +237,8 @@ def _json(value: Any) -> str:
 
 
 def _remember_document(plain: dict[str, Any]) -> None:
-    remember(_json(plain), plain)
+    # Every value of the file, not just the one asked for: the others are secrets too.
+    remember(plain)
 
 
 def _could_open(kind: str, entry: dict[str, Any], recipients: set[str] | None) -> str:
