@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
 from servers.postgres_server import Postgres, PostgresUnavailable
 
 
@@ -52,3 +53,16 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto: MotoServer) -
 def sm_admin(moto: MotoServer) -> Any:
     """A boto3 Secrets Manager client for the test's own set-up and for the rotation steps."""
     return moto.client("secretsmanager")
+
+
+@pytest.fixture(scope="session")
+def openbao() -> Iterator[OpenBaoServer]:
+    """An OpenBao dev server for the session."""
+    with OpenBaoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def vault_admin(openbao: OpenBaoServer) -> OpenBaoAdmin:
+    """The session server's root client and helpers."""
+    return OpenBaoAdmin(openbao)

@@ -1,0 +1,165 @@
+"""Pools on Vault/OpenBao dynamic database credentials: leases renewed, replaced and revoked, no query lost.
+
+OpenBao's database secrets engine creates a PostgreSQL user per lease, with seconds-long
+``default_ttl``/``max_ttl``: the store renews a lease until ``max_ttl`` is near, then takes a
+new user, and OpenBao drops the old user when its lease ends. The revocation statements
+also end the old user's sessions and record when, so a query that ran on a revoked user's
+connection would both fail and show up in the record. Workers run through several lease
+lifetimes; the test waits for revocations to happen, it does not guess their time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy
+
+from integrations.workload import Workload
+from secretkit import SecretStore
+from secretkit.backends.vault import TokenAuth, VaultBackend
+from secretkit.integrations.psycopg import connection_pool
+from secretkit.integrations.sqlalchemy import create_engine
+from servers.openbao_server import OpenBaoAdmin
+from servers.postgres_server import Postgres
+
+pytestmark = pytest.mark.slow
+
+THREADS = 8
+LEASE, MAX_LEASE = 4, 10  # seconds: each user is renewed once or twice, then replaced
+REVOCATIONS = 2  # full lease lifetimes the workers run through
+
+
+@pytest.fixture(scope="module")
+def database(vault_admin: OpenBaoAdmin, postgres: Postgres) -> str:
+    """A database mount whose role ``app`` issues short-lived PostgreSQL users; revocations are recorded."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
+        admin.execute(
+            "CREATE TABLE IF NOT EXISTS revoked (rolname text, at timestamptz DEFAULT clock_timestamp())"
+        )
+        admin.execute("GRANT SELECT ON revoked TO PUBLIC")
+    mount = vault_admin.unique("database")
+    root = vault_admin.root
+    root.sys.enable_secrets_engine("database", path=mount)
+    root.write_data(
+        f"{mount}/config/pg",
+        data={
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres.port}/postgres?sslmode=disable",
+            "username": "postgres",
+            "password": "unused-with-trust-auth",
+            "allowed_roles": "*",
+        },
+    )
+    root.write_data(
+        f"{mount}/roles/app",
+        data={
+            "db_name": "pg",
+            "creation_statements": [
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+            ],
+            "revocation_statements": [
+                "INSERT INTO revoked (rolname) VALUES ('{{name}}');",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
+                'DROP ROLE IF EXISTS "{{name}}";',
+            ],
+            "default_ttl": f"{LEASE}s",
+            "max_ttl": f"{MAX_LEASE}s",
+        },
+    )
+    return mount
+
+
+def revocations(postgres: Postgres) -> dict[str, datetime]:
+    with psycopg.connect(postgres.dsn()) as admin:
+        return dict(admin.execute("SELECT rolname, at FROM revoked").fetchall())
+
+
+def run_through_leases(
+    postgres: Postgres, query: Callable[[], tuple[str, datetime]]
+) -> tuple[Workload, list[Any]]:
+    """Run ``query`` on 8 threads until REVOCATIONS more users have been revoked; the rows it returned."""
+    rows: list[tuple[str, datetime]] = []
+    lock = threading.Lock()
+
+    def recorded() -> None:
+        row = query()
+        with lock:
+            rows.append(row)
+
+    before = set(revocations(postgres))
+    with Workload({"secretkit": (recorded, THREADS)}) as load:
+        deadline = time.monotonic() + 6 * MAX_LEASE
+        while len({u for u, _ in rows} & (set(revocations(postgres)) - before)) < REVOCATIONS:
+            assert time.monotonic() < deadline, "OpenBao revoked no users of ours in time"
+            load.wait(1)
+            time.sleep(0.2)
+    return load, rows
+
+
+def assert_no_revoked_user_used(postgres: Postgres, rows: list[tuple[str, datetime]]) -> None:
+    revoked = revocations(postgres)
+    late = [(user, at) for user, at in rows if user in revoked and at >= revoked[user]]
+    assert late == [], "queries ran as a user after OpenBao revoked it"
+
+
+def vault_store(vault_admin: OpenBaoAdmin) -> SecretStore:
+    backend = VaultBackend(url=vault_admin.url, auth=TokenAuth(vault_admin.server.root_token))
+    return SecretStore([], reference_backends=[backend], ttl=3600)
+
+
+def test_engine_follows_dynamic_credentials_through_revocations(
+    vault_admin: OpenBaoAdmin, database: str, postgres: Postgres
+) -> None:
+    """0 failed queries through a SQLAlchemy engine while users are renewed, replaced and revoked."""
+    with vault_store(vault_admin) as store:
+        engine = create_engine(
+            f"postgresql+psycopg://127.0.0.1:{postgres.port}/postgres",
+            secret=f"vault://{database}/creds/app?engine=generic",
+            store=store,
+            pool_size=THREADS,
+        )
+
+        def query() -> tuple[str, datetime]:
+            with engine.connect() as conn:
+                row = conn.execute(sqlalchemy.text("select current_user, clock_timestamp()")).one()
+                return str(row[0]), row[1]
+
+        load, rows = run_through_leases(postgres, query)
+        engine.dispose()
+
+    assert load.failed("secretkit") == 0, load.errors("secretkit")
+    assert len({user for user, _ in rows}) > REVOCATIONS
+    assert_no_revoked_user_used(postgres, rows)
+
+
+def test_psycopg_pool_follows_dynamic_credentials_through_revocations(
+    vault_admin: OpenBaoAdmin, database: str, postgres: Postgres
+) -> None:
+    """0 failed queries through a psycopg pool while users are renewed, replaced and revoked."""
+    with vault_store(vault_admin) as store:
+        pool = connection_pool(
+            f"host=127.0.0.1 port={postgres.port} dbname=postgres",
+            secret=f"vault://{database}/creds/app?engine=generic",
+            store=store,
+            min_size=2,
+            max_size=THREADS,
+        )
+
+        def query() -> tuple[str, datetime]:
+            with pool.connection() as conn:
+                row = conn.execute("select current_user, clock_timestamp()").fetchone()
+                assert row is not None
+                return str(row[0]), row[1]
+
+        with pool:
+            load, rows = run_through_leases(postgres, query)
+
+    assert load.failed("secretkit") == 0, load.errors("secretkit")
+    assert len({user for user, _ in rows}) > REVOCATIONS
+    assert_no_revoked_user_used(postgres, rows)
