@@ -1,6 +1,7 @@
 """secretkit: one call to resolve a secret from any store, cached, fresh, and hard to leak."""
 
 from ._api import (
+    SECRET_NAME_MARKERS,
     aget_secret,
     configure,
     default_store,
@@ -10,6 +11,7 @@ from ._api import (
     live,
     on_rotate,
     refresh_on_auth_error,
+    set_secret_name_markers,
 )
 from ._audit import AuditTrail, audit
 from ._backend import Backend, BatchBackend, Fetched
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidReference",
     "LiveSecret",
     "MissingDependency",
+    "SECRET_NAME_MARKERS",
     "Secret",
     "SecretNotFound",
     "SecretRef",
@@ -60,4 +63,5 @@ __all__ = [
     "on_rotate",
     "redact_logs",
     "refresh_on_auth_error",
+    "set_secret_name_markers",
 ]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, NoReturn, TypeVar, overload
 
 from ._backend import Backend
-from ._errors import SecretNotFound
+from ._errors import InvalidReference, SecretNotFound
 from ._secret import LiveSecret, Secret
 from ._store import RotateCallback, SecretStore
 
 __all__ = [
+    "SECRET_NAME_MARKERS",
     "aget_secret",
     "configure",
     "default_store",
@@ -24,6 +25,7 @@ __all__ = [
     "live",
     "on_rotate",
     "refresh_on_auth_error",
+    "set_secret_name_markers",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,15 +121,74 @@ def _swap(store: SecretStore | None) -> SecretStore | None:
     return old
 
 
+#: What in a variable's name marks its value as a secret (matched anywhere in the name,
+#: case-insensitively). ``getenv``/``environ`` register such values for log redaction;
+#: other configuration (``APP_ENV=production``, ``PORT=8080``) stays readable in logs.
+#: Values that came through a reference or from a secret file are always registered.
+SECRET_NAME_MARKERS: tuple[str, ...] = (
+    "AUTH",
+    "CERT",
+    "COOKIE",
+    "CREDENTIAL",
+    "CREDS",
+    "DSN",
+    "KEY",
+    "PASSPHRASE",
+    "PASSWD",
+    "PASSWORD",
+    "PRIVATE",
+    "SALT",
+    "SECRET",
+    "SESSION",
+    "SIGNING",
+    "TOKEN",
+)
+
+_markers: tuple[str, ...] = SECRET_NAME_MARKERS
+_marked: dict[str, bool] = {}
+
+
+def set_secret_name_markers(markers: Iterable[str]) -> None:
+    """Replace the words that mark a variable's name as holding a secret (see ``SECRET_NAME_MARKERS``).
+
+    ``set_secret_name_markers([*secretkit.SECRET_NAME_MARKERS, "DATABASE_URL"])`` adds one.
+    """
+    global _markers
+    _markers = tuple(m.upper() for m in markers)
+    _marked.clear()
+
+
+def _marks_secret(name: str) -> bool:
+    marked = _marked.get(name)
+    if marked is None:
+        upper = name.upper()
+        marked = any(marker in upper for marker in _markers)
+        if len(_marked) >= 4096:
+            _marked.clear()  # names come from callers: keep the memo small
+        _marked[name] = marked
+    return marked
+
+
+def _read(key: str) -> Secret[Any]:
+    """The secret for ``key``, registered for redaction when it is one (see ``SECRET_NAME_MARKERS``)."""
+    store = _store
+    if store is None:
+        store = default_store()
+    secret = store._read(key)
+    if not secret._registered and _marks_secret(key):
+        secret._register()
+    return secret
+
+
 def getenv(key: str, default: str | None = None) -> str | None:
     """Drop-in for ``os.getenv``: the resolved value as ``str``, or ``default`` if not found.
 
-    Only "not found" gives ``default``; an unreachable backend raises, so an outage is not
-    mistaken for an unset variable.
+    Only "not found" (or a name that cannot be a reference) gives ``default``; an
+    unreachable backend raises, so an outage is not mistaken for an unset variable.
     """
     try:
-        return _as_str(get_secret(key))
-    except SecretNotFound:
+        return _as_str(_read(key))
+    except (SecretNotFound, InvalidReference):
         return default
 
 
@@ -136,10 +197,15 @@ class _Environ(Mapping[str, str]):
 
     Iteration lists the process environment and the default store's ``.env`` keys;
     secrets that live only in a remote backend are reachable by name but not listed.
+    Writes are refused: write ``os.environ``, which this reads live.
     """
 
     def __getitem__(self, key: str) -> str:
-        return _as_str(get_secret(key))
+        try:
+            return _as_str(_read(key))
+        except InvalidReference as exc:
+            # os.environ[...] raises KeyError for any name it lacks; code catching it keeps working.
+            raise SecretNotFound(key, detail=str(exc)) from None
 
     def __iter__(self) -> Iterator[str]:
         keys: dict[str, None] = dict.fromkeys(os.environ)
@@ -160,13 +226,24 @@ class _Environ(Mapping[str, str]):
         if not isinstance(key, str):
             return False
         try:
-            get_secret(key)
-        except SecretNotFound:
+            _read(key)
+        except (SecretNotFound, InvalidReference):
             return False
         return True
 
+    def copy(self) -> dict[str, str]:
+        """A plain ``dict`` of every listed variable, references resolved (as ``os.environ.copy()``)."""
+        return {key: self[key] for key in self}
+
     def __repr__(self) -> str:
         return "secretkit.environ"
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            "secretkit.environ is read-only: set variables in os.environ (secretkit.environ reads it live)"
+        )
+
+    __setitem__ = __delitem__ = pop = popitem = clear = update = setdefault = _refuse
 
 
 environ: Mapping[str, str] = _Environ()
