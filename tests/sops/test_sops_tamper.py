@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from secretkit import AccessDenied, ConfigurationError, SecretkitError, SecretStore
+from secretkit import AccessDenied, BackendUnavailable, ConfigurationError, SecretkitError, SecretStore
 from secretkit.testing import assert_no_value_in_error
-from servers.moto_server import MotoServer
+from servers.moto_server import MotoServer, free_port
 
 VALUES = ("tamper-password-1", "tamper-token-2", "visible-host-3")
 PLAIN = f"password: {VALUES[0]}\ntoken: {VALUES[1]}\nhost_unencrypted: {VALUES[2]}\n"
@@ -199,3 +199,15 @@ def test_a_transit_token_without_decrypt_is_refused(transit, sops, tmp_path, ope
     token = transit.auth.token.create(policies=["no-decrypt"])["auth"]["client_token"]
     monkeypatch.setenv("VAULT_TOKEN", token)
     assert "permission denied" in refused(path)
+
+
+def test_an_unreachable_key_service_is_unavailable_not_denied(kms, sops, tmp_path, monkeypatch) -> None:
+    """KMS that does not answer is BackendUnavailable (so the store may serve stale), naming the file."""
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    path = sops.encrypt(tmp_path / "kms.enc.yaml", PLAIN, fmt="yaml", keys=["--kms", arn])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    store = SecretStore([], negative_ttl=0)
+    with pytest.raises(BackendUnavailable) as info:
+        store.get(f"sops://{path}#password")
+    assert_no_value_in_error(info.value, *VALUES)
+    assert str(path) in str(info.value) and "could not be reached" in str(info.value)
