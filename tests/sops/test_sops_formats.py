@@ -13,6 +13,7 @@ from secretkit import ConfigurationError, SecretNotFound, SecretRef, SecretStore
 from secretkit.backends.sops import SopsBackend
 
 YAML = """\
+# comments are encrypted by sops and are not part of the MAC
 db:
   password: hunter2-pässwörd-密码
   port: 5432
