@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from secretkit import cli
-from secretkit.cli._masking import Masker, mask_values
+from secretkit._redact import StreamRedactor
 from servers.openbao_server import OpenBaoServer
 from test_cli import (
     API_KEY,
@@ -395,10 +395,10 @@ def test_plain_values_are_not_masked(workdir: Path, env: dict[str, str]) -> None
     assert result.raw_out == b"\x00\xff hello-world \r\n", result.describe()
 
 
-# -- the masker itself -------------------------------------------------------------------------
+# -- the stream masker run uses: the log redactor's engine -----------------------------------
 
 
-def feed_split(masker: Masker, data: bytes, at: int) -> bytes:
+def feed_split(masker: StreamRedactor[bytes], data: bytes, at: int) -> bytes:
     return masker.feed(data[:at]) + masker.feed(data[at:]) + masker.flush()
 
 
@@ -407,19 +407,19 @@ def test_masker_masks_at_every_split_point() -> None:
     data = b"before s3cr3t-value after s3cr3t-value\n"
     expected = b"before ********** after **********\n"
     for at in range(len(data) + 1):
-        assert feed_split(Masker([b"s3cr3t-value"]), data, at) == expected, f"split at {at}"
+        assert feed_split(StreamRedactor(["s3cr3t-value"]), data, at) == expected, f"split at {at}"
 
 
 def test_masker_masks_across_many_small_chunks() -> None:
     """A value fed one byte at a time is masked."""
-    masker = Masker([b"s3cr3t-value"])
+    masker = StreamRedactor(["s3cr3t-value"])
     out = b"".join(masker.feed(bytes([b])) for b in b"x s3cr3t-value y") + masker.flush()
     assert out == b"x ********** y"
 
 
 def test_masker_holds_back_only_a_possible_start_of_a_value() -> None:
     """Text that cannot begin a value is written at once (a prompt shows before any newline)."""
-    masker = Masker([b"s3cr3t-value"])
+    masker = StreamRedactor(["s3cr3t-value"])
     assert masker.feed(b"Password: ") == b"Password: "
     assert masker.feed(b"abc s3c") == b"abc "
     assert masker.feed(b"ond") == b"s3cond"
@@ -427,17 +427,23 @@ def test_masker_holds_back_only_a_possible_start_of_a_value() -> None:
 
 def test_masker_prefers_the_longer_of_overlapping_values() -> None:
     """When one value is a prefix of another, the longer one is masked whole, even split."""
-    masker = Masker([b"token", b"token-extended"])
     data = b"[token-extended] [token]"
     for at in range(len(data) + 1):
-        assert feed_split(Masker([b"token", b"token-extended"]), data, at) == b"[**********] [**********]"
+        masker = StreamRedactor(["token", "token-extended"])
+        assert feed_split(masker, data, at) == b"[**********] [**********]"
+    masker = StreamRedactor(["token", "token-extended"])
     assert masker.feed(b"token") == b""  # could still become token-extended
     assert masker.flush() == b"**********"
 
 
-def test_mask_values_cover_json_leaves_and_lines() -> None:
+def test_masker_covers_json_leaves_and_lines_but_not_tiny_values() -> None:
     """A JSON secret's string leaves and a multi-line secret's lines are masked too; tiny ones are not."""
-    values = mask_values(['{"user": "app", "password": "pw-123456"}', "line-one\nline-two", "ab"])
-    assert b"pw-123456" in values
-    assert b"line-one" in values and b"line-two" in values
-    assert b"app" not in values and b"ab" not in values
+    masker = StreamRedactor(['{"user": "app", "password": "pw-123456"}', "line-one\nline-two", "ab"])
+    out = masker.feed(b"pw-123456 line-two line-one app ab\n") + masker.flush()
+    assert out == b"********** ********** ********** app ab\n"
+
+
+def test_masker_keeps_bytes_that_are_not_utf8() -> None:
+    """Output that is not UTF-8 passes byte for byte; a value next to it is still masked."""
+    masker = StreamRedactor(["s3cr3t-value"])
+    assert feed_split(masker, b"\xff\xfes3cr3t-value\x00\x80", 3) == b"\xff\xfe**********\x00\x80"

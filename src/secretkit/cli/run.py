@@ -10,6 +10,7 @@ import threading
 from typing import IO
 
 from .._api import default_store
+from .._redact import StreamRedactor
 from ._exits import (
     EXIT_CANNOT_EXECUTE,
     EXIT_COMMAND_NOT_FOUND,
@@ -19,7 +20,6 @@ from ._exits import (
     CliError,
     classify,
 )
-from ._masking import Masker, mask_values
 from ._output import error_message, print_error, shown_name
 from ._resolve import as_text, is_reference, read_env_file, resolve_all
 from ._signals import SignalForwarder
@@ -54,11 +54,13 @@ def command(args: argparse.Namespace) -> int:
             )
         env[var] = text
         injected.append(value)
-    masker = None if args.no_mask else Masker(mask_values(injected))
+    # The log redactor's engine and rules, over exactly the values injected: a value that was
+    # plain in the environment is the user's configuration, not a secret secretkit resolved.
+    masker = None if args.no_mask else StreamRedactor(injected)
     return _spawn(argv, env, masker)
 
 
-def _spawn(argv: list[str], env: dict[str, str], masker: Masker | None) -> int:
+def _spawn(argv: list[str], env: dict[str, str], masker: StreamRedactor[bytes] | None) -> int:
     pipe = subprocess.PIPE if masker is not None else None
     forwarder = SignalForwarder()
     forwarder.install()
@@ -105,13 +107,13 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
             continue
 
 
-def _start_pump(source: IO[bytes], target: IO[str] | None, masker: Masker) -> threading.Thread:
+def _start_pump(source: IO[bytes], target: IO[str] | None, masker: StreamRedactor[bytes]) -> threading.Thread:
     thread = threading.Thread(target=_pump, args=(source, target, masker), name="secretkit-mask", daemon=True)
     thread.start()
     return thread
 
 
-def _pump(source: IO[bytes], target: IO[str] | None, masker: Masker) -> None:
+def _pump(source: IO[bytes], target: IO[str] | None, masker: StreamRedactor[bytes]) -> None:
     out: IO[bytes] | None = getattr(target, "buffer", None)
     fd = source.fileno()
     try:
