@@ -1,0 +1,97 @@
+"""asyncpg pools whose connections log in with the current secret.
+
+The pool opens connections through a ``connect`` function that takes the login from
+secretkit and, when refused (``InvalidPasswordError`` and other 28xxx errors), retries with
+the refreshed then the pending value. Its ``setup`` hook (run at every acquire) notices a
+rotation and expires the pool's connections: each is replaced at its next acquire, and the
+acquire in progress keeps its connection, whose session a password change does not end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from .._errors import MissingDependency
+from .._store import SecretStore
+from ._credentials import Credential, Login, database_login, is_auth_error
+
+try:
+    import asyncpg
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise MissingDependency("asyncpg integration", "asyncpg", "asyncpg") from exc
+
+__all__ = ["RotatingConnection", "create_pool"]
+
+#: Logins tried per new connection: the current one, the refreshed one, the pending one.
+MAX_ATTEMPTS = 3
+
+
+class RotatingConnection(asyncpg.Connection):  # type: ignore[misc]
+    """An asyncpg connection that remembers the login it was opened with."""
+
+    __slots__ = ("secretkit_login",)
+
+
+async def create_pool(
+    dsn: str | None = None,
+    *,
+    secret: str | None = None,
+    password: str | None = None,
+    username: str | None = None,
+    username_secret: str | None = None,
+    pending: Sequence[str | None] | None = None,
+    store: SecretStore | None = None,
+    setup: Callable[[Any], Awaitable[None]] | None = None,
+    **pool_kwargs: Any,
+) -> Any:
+    """``asyncpg.create_pool(dsn, **pool_kwargs)`` logging in with a secret (see ``database_login``).
+
+    ``dsn`` carries no password; ``setup`` (yours, optional) runs after the rotation check.
+    """
+    credential = database_login(
+        secret,
+        password=password,
+        username=username,
+        username_secret=username_secret,
+        pending=pending,
+        store=store,
+    )
+    state: dict[str, Any] = {"expired_for": None}
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        return await _connect(credential, args, kwargs)
+
+    async def rotation_setup(connection: Any) -> None:
+        login = getattr(connection, "secretkit_login", None)
+        if login is not None and not credential.is_current(login):
+            now = credential.current()
+            if state["expired_for"] is not now:  # one expiry per new login is enough
+                state["expired_for"] = now
+                await pool.expire_connections()
+        if setup is not None:
+            await setup(connection)
+
+    pool_kwargs.setdefault("connection_class", RotatingConnection)
+    pool = await asyncpg.create_pool(dsn, connect=connect, setup=rotation_setup, **pool_kwargs)
+    return pool
+
+
+async def _connect(credential: Credential[Login], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # The store's reads are cache hits; a miss or a recovery fetches, so run those off the loop.
+    login = await asyncio.to_thread(credential.current)
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            connection = await asyncpg.connect(*args, **{**kwargs, **login.params("database")})
+        except (asyncpg.PostgresError, OSError) as exc:
+            if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
+                raise
+            recovered = await asyncio.to_thread(credential.recover, login)
+            if recovered is None:
+                raise
+            login = recovered
+        else:
+            connection.secretkit_login = login
+            return connection
+    raise AssertionError("unreachable")  # pragma: no cover
