@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +9,8 @@ from typing import Any
 import pytest
 
 from secretkit.backends.vault import TokenAuth, VaultBackend
-from servers.openbao_server import OpenBaoAdmin, OpenBaoServer, free_port_pair
+from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
+from servers.postgres_server import Postgres, PostgresUnavailable
 
 #: What an application reading secret/app/... needs: read on the KV v2 data path. The
 #: mount lookup (sys/internal/ui/mounts) needs no grant of its own.
@@ -84,108 +79,14 @@ def make_backend(vault: OpenBaoAdmin) -> Iterator[Callable[..., VaultBackend]]:
         backend.close()
 
 
-class Postgres:
-    """A throwaway PostgreSQL cluster on a free loopback port (trust auth), for the database engine.
-
-    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user.
-    """
-
-    def __init__(self) -> None:
-        self.bin_dir = _postgres_bin_dir()
-        self.port = free_port_pair()
-        self.root = Path(tempfile.mkdtemp(prefix="secretkit-pg-"))
-        self.data = self.root / "data"
-        self._as: list[str] = []
-        if os.geteuid() == 0:
-            user = pwd.getpwnam("postgres")
-            os.chown(self.root, user.pw_uid, user.pw_gid)
-            self._as = ["runuser", "-u", "postgres", "--"]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Postgres:
-        subprocess.run(
-            [*self._as, str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        self._process = subprocess.Popen(
-            [
-                *self._as,
-                str(self.bin_dir / "postgres"),
-                "-D",
-                str(self.data),
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.root),
-                "-c",
-                "listen_addresses=127.0.0.1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while self.sql("select 1") != "1":
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                self.stop()
-                raise RuntimeError("PostgreSQL did not start")
-            time.sleep(0.1)
-        return self
-
-    def sql(self, query: str) -> str | None:
-        """Run ``query`` as the postgres superuser; its output, or None when the server does not answer."""
-        result = subprocess.run(
-            [
-                str(self.bin_dir / "psql"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-tAc",
-                query,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(15)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _postgres_bin_dir() -> Path:
-    found = shutil.which("initdb") or shutil.which("postgres")
-    candidates = [Path(found).resolve().parent] if found else []
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for directory in candidates:
-        if all((directory / tool).exists() for tool in ("initdb", "postgres", "psql")):
-            return directory
-    pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL server for the session (skipped where PostgreSQL is not installed)."""
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
-    server = Postgres().start()
+    """A PostgreSQL server for the session (skipped where no PostgreSQL server can be found)."""
+    try:
+        server = Postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    server.start()
     try:
         yield server
     finally:
