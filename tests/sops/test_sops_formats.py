@@ -227,3 +227,21 @@ def test_secretkit_imports_no_sops_dependency() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_a_backend_built_with_a_file_serves_plain_names_in_a_chain(
+    sops, age_flags, tmp_path, monkeypatch
+) -> None:
+    """SopsBackend(file) answers plain names from that file, after the environment; a miss passes on."""
+    from secretkit.backends import EnvBackend
+
+    plain = "API_KEY=chain-api-key-1\nDB_PASSWORD=chain-db-password-2\n"
+    path = sops.encrypt(tmp_path / "secrets.enc.env", plain, fmt="dotenv", keys=age_flags)
+    monkeypatch.setenv("DB_PASSWORD", "from-the-environment")
+    store = SecretStore([EnvBackend(), SopsBackend(path)], negative_ttl=0)
+    assert store.get("API_KEY").reveal() == "chain-api-key-1"
+    assert store.get("DB_PASSWORD").reveal() == "from-the-environment"
+    with pytest.raises(SecretNotFound) as info:
+        store.get("NOT_THERE_EITHER")
+    assert "sops" in str(info.value) and "env" in str(info.value)
+    assert store.get(f"sops://{path}#API_KEY").reveal() == "chain-api-key-1"

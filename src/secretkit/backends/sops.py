@@ -33,7 +33,9 @@ class SopsBackend:
     ``sops://config/secrets.enc.yaml#db.password`` is one value (dots walk maps, digits
     index lists; ``#API_KEY`` for a dotenv file); without ``#field`` the whole document
     comes back as JSON (a binary file: its content). Relative paths are relative to the
-    working directory. The file is read, its MAC checked and its values decrypted on every
+    working directory. Built with a file, ``SopsBackend("secrets.enc.env")``, it also serves
+    plain names from that file (``API_KEY``, ``db.password``), so it can sit in a chain.
+    The file is read, its MAC checked and its values decrypted on every
     fetch, so an edited or re-encrypted file is seen on the next one; the data key is
     recovered once (one age / KMS / transit call) and kept while the file's key entries
     stay the same. A file whose MAC does not match is refused whole (``AccessDenied``).
@@ -45,11 +47,12 @@ class SopsBackend:
     #: ``#field`` is a path inside the document, applied here (YAML, INI and dotenv are not JSON).
     consumes_field = True
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = None if path is None else Path(path).absolute()
         self._keys = DataKeys()
 
     def __repr__(self) -> str:
-        return "SopsBackend()"
+        return "SopsBackend()" if self.path is None else f"SopsBackend({str(self.path)!r})"
 
     @property
     def key_service_calls(self) -> int:
@@ -62,13 +65,13 @@ class SopsBackend:
                 f"the reference {str(ref.base)!r} has options ({', '.join(sorted(ref.options))}); "
                 "the sops backend takes none"
             )
-        path = Path(ref.path)
+        file, field = self._target(ref)
         try:
-            fmt, plain, version = _open(path, self._keys)
+            fmt, plain, version = _open(Path(file), self._keys)
         except FileNotFoundError:
             raise SecretNotFound(ref.path, detail="no such file") from None
         document = plain["data"] if fmt == "binary" else plain
-        if ref.field is None:
+        if field is None:
             value: str | bytes = document if isinstance(document, (str, bytes)) else _json(document)
             _remember_document(plain)
             return Fetched(value, version=version)
@@ -78,19 +81,25 @@ class SopsBackend:
                 document = json.loads(plain["data"])
             except ValueError:
                 raise ConfigurationError(
-                    f"SOPS file {ref.path!r} is a binary file, not JSON, so it has no field "
-                    f"{ref.field!r}; drop the #field"
+                    f"SOPS file {file!r} is a binary file, not JSON, so it has no field "
+                    f"{field!r}; drop the #field"
                 ) from None
-        found = _lookup(document, ref.field)
+        found = _lookup(document, field)
         if found is _MISSING or found is None:
-            raise SecretNotFound(
-                f"{ref.path}#{ref.field}", detail=f"the SOPS file has no value at {ref.field!r}"
-            )
+            raise SecretNotFound(f"{file}#{field}", detail=f"the SOPS file has no value at {field!r}")
         _remember_document(plain)
         return Fetched(_as_text(found), version=version)
 
     def close(self) -> None:
         self._keys.close()
+
+    def _target(self, ref: SecretRef) -> tuple[str, str | None]:
+        """The file to read and the path inside it."""
+        # A reference that names an existing file still reads that file.
+        if self.path is not None and ref.field is None and "/" not in ref.path:
+            if not Path(ref.path).is_file():
+                return str(self.path), ref.path
+        return ref.path, ref.field
 
 
 def is_sops_file(path: str | os.PathLike[str]) -> bool:
