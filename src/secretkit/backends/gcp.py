@@ -43,10 +43,13 @@ _VERSION_IN_MESSAGE = re.compile(r"/versions/([^/\]\s]+)\]")
 _OPTIONS = frozenset({"version"})
 
 # Insecure channels only ever reach a local emulator or test server: reconnect quickly
-# after it restarts instead of backing off for up to two minutes (gRPC's default).
+# after it restarts instead of backing off for up to two minutes (gRPC's default). gRPC
+# also takes the minimum backoff as the time a connection attempt may take, so it stays at
+# 2 s (the other backends' connect timeout): at 200 ms, a link with a 300 ms round trip
+# could never finish the HTTP/2 handshake.
 _LOCAL_CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 2000),
     ("grpc.max_reconnect_backoff_ms", 2000),
 )
 
