@@ -211,3 +211,13 @@ def test_an_unreachable_key_service_is_unavailable_not_denied(kms, sops, tmp_pat
         store.get(f"sops://{path}#password")
     assert_no_value_in_error(info.value, *VALUES)
     assert str(path) in str(info.value) and "could not be reached" in str(info.value)
+
+
+def test_a_dotenv_line_without_equals_is_refused_by_line_number(sops, age_flags, tmp_path) -> None:
+    """A line pasted into a SOPS dotenv file is reported by its number, never its text."""
+    path = sops.encrypt(tmp_path / "s.enc.env", "API_KEY=dotenv-line-key-1\n", fmt="dotenv", keys=age_flags)
+    path.write_text("pasted-secret-line-9\n" + path.read_text())
+    with pytest.raises(ConfigurationError) as info:
+        SecretStore([], negative_ttl=0).get(f"sops://{path}#API_KEY")
+    assert_no_value_in_error(info.value, "pasted-secret-line-9", "dotenv-line-key-1")
+    assert "line 1 has no '='" in str(info.value) and str(path) in str(info.value)

@@ -251,6 +251,12 @@ def _remember_document(plain: dict[str, Any]) -> None:
 
 
 def _could_open(kind: str, entry: dict[str, Any], recipients: set[str] | None) -> str:
+    if kind == "age" and str(entry.get("recipient", "")).startswith("ssh-"):
+        home = Path(os.environ.get("HOME") or Path.home())
+        has_ssh = bool(os.environ.get("SOPS_AGE_SSH_PRIVATE_KEY_FILE")) or any(
+            (home / ".ssh" / name).is_file() for name in ("id_ed25519", "id_rsa")
+        )
+        return "may open: an SSH private key is present" if has_ssh else "not here: no SSH private key"
     if kind == "age":
         if recipients is None:
             return 'not here: pyrage is not installed (pip install "secretkit[sops]")'

@@ -59,7 +59,7 @@ def parse_document(path: Path, data: bytes) -> SopsDocument:
     if stripped.startswith("{"):
         fmt, tree = "json", _load_json(path, text)
     elif re.search(r"(?m)^sops_[A-Za-z0-9_]+=", text):
-        fmt, tree = "dotenv", _load_dotenv(text)
+        fmt, tree = "dotenv", _load_dotenv(path, text)
     elif re.search(r"(?m)^\[sops\]\s*$", text):
         fmt, tree = "ini", _load_ini(path, text)
     else:
@@ -88,15 +88,16 @@ def _load_json(path: Path, text: str) -> dict[str, Any]:
     return tree
 
 
-def _load_dotenv(text: str) -> dict[str, Any]:
+def _load_dotenv(path: Path, text: str) -> dict[str, Any]:
     # sops's own reading: KEY=VALUE per line, '#' lines are comments, "\n" means a newline.
     tree: dict[str, Any] = {}
-    for line in text.split("\n"):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line or line.startswith("#"):
             continue
         key, sep, value = line.partition("=")
         if not sep:
-            raise ConfigurationError(f"a sops dotenv line has no '=' (key {key[:40]!r})")
+            # The line number only: a line without '=' may be a value pasted on its own.
+            raise _not_sops(path, f"line {number} has no '='")
         tree[key] = value.replace("\\n", "\n")
     return tree
 
