@@ -14,6 +14,7 @@ from .._secret import Secret
 from .._store import SecretStore
 from ._exits import EXIT_CONFIG, EXIT_USAGE, CliError
 from ._output import shown_name
+from ._sops import decrypt_env_file, is_sops
 
 
 def as_text(value: object) -> str:
@@ -75,15 +76,20 @@ def references_in_environment(*, dotenv: bool = True) -> dict[str, str]:
     return found
 
 
-def read_env_file(path: str) -> dict[str, str]:
-    """The ``KEY=VALUE`` entries of an ``--env-file``, each one an environment can hold."""
+def read_env_file(path: str) -> tuple[dict[str, str], bool]:
+    """The ``KEY=VALUE`` entries of an ``--env-file``, each one an environment can hold.
+
+    The flag says whether the file was SOPS-encrypted, so that its values are secrets.
+    """
     from ..backends.dotenv import DotenvBackend
 
     file = Path(path)
     if not file.is_file():
         raise CliError(f"--env-file {shown_name(path)!r}: no such file", EXIT_USAGE)
-    # The dotenv backend's parser, so a file reads the same here as through dotenv://.
-    entries = DotenvBackend(file).values()
+    encrypted = is_sops(file)
+    # The sops backend's decryption, or the dotenv backend's parser: a file reads the same
+    # here as through sops:// or dotenv://.
+    entries = decrypt_env_file(file) if encrypted else DotenvBackend(file).values()
     for key, value in entries.items():
         if not key or "=" in key or "\0" in key or "\0" in value:
             # The OS would refuse it when the command starts; say which entry, not "embedded null byte".
@@ -92,4 +98,4 @@ def read_env_file(path: str) -> dict[str, str]:
                 "variable (an empty name, '=' or NUL in the name, or NUL in the value)",
                 EXIT_CONFIG,
             )
-    return entries
+    return entries, encrypted

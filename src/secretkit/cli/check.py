@@ -7,10 +7,12 @@ import json
 from collections.abc import Sequence
 
 from .._api import default_store
+from .._errors import ConfigurationError
 from ._exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 from ._output import print_error
 from ._resolve import references_in_environment, resolve_all
 from ._settings import check_settings
+from ._sops import describe_files, print_sops_files, sops_paths
 from ._status import StatusRow, status_row
 
 
@@ -29,16 +31,32 @@ def command(args: argparse.Namespace) -> int:
                 "(no environment variable or ./.env entry holds a reference)",
                 EXIT_USAGE,
             )
+    # A name that is a SOPS file is checked whole: can this environment open it, is it intact?
+    names = [f"sops://{name}" if sops_paths([name]) and "://" not in name else name for name in names]
     resolved, failures = resolve_all(store, names)
     rows.extend(status_row(name, resolved.get(name), failures.get(name)) for name in dict.fromkeys(names))
     failed = [row for row in rows if row.failed]
+    sops_files = describe_files(sops_paths(_pointed_at(names)))
     if args.json:
-        print(json.dumps({"ok": not failed, "secrets": [row.as_json() for row in rows]}, indent=2))
+        report = {"ok": not failed, "secrets": [row.as_json() for row in rows], "sops_files": sops_files}
+        print(json.dumps(report, indent=2))
     else:
         _print_check_table(rows)
+        if sops_files:
+            print()
+            print_sops_files(sops_files)
         for row in failed:
             print_error(f"{row.field or row.name}: {row.error or row.status}")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _pointed_at(names: Sequence[str]) -> list[str]:
+    """The names, and the reference each name that the environment or ./.env holds points to."""
+    try:
+        held = references_in_environment()
+    except ConfigurationError:  # a malformed ./.env fails the names that need it, in their rows
+        held = references_in_environment(dotenv=False)
+    return [*names, *(held[name] for name in names if name in held)]
 
 
 def _print_check_table(rows: Sequence[StatusRow]) -> None:

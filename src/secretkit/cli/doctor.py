@@ -18,6 +18,7 @@ from ._inventory import backends_report, extras_report
 from ._output import error_message, shown_name
 from ._probes import check_reachability
 from ._resolve import is_reference, references_in_environment, resolve_all
+from ._sops import describe_files, print_sops_files, sops_paths
 from ._status import status_row
 
 
@@ -50,6 +51,11 @@ def command(args: argparse.Namespace) -> int:
     for trace in traces:
         if trace["status"] != "ok":
             problems.append(f"{trace['name']}: {trace['error'] or trace['status']}")
+    # The SOPS files the set-up uses: those references point to, names given, and ./.env itself.
+    sops_files = describe_files(sops_paths([*references.values(), *args.names, ".env"]))
+    for sops_file in sops_files:
+        if not sops_file["sops"]:
+            problems.append(f"sops://{shown_name(sops_file['path'])}: {sops_file['description'][0]}")
     if args.json:
         print(
             json.dumps(
@@ -61,6 +67,7 @@ def command(args: argparse.Namespace) -> int:
                     "backends": [b.as_json() for b in backends],
                     "references": sorted(references),
                     "names": traces,
+                    "sops_files": sops_files,
                     "problems": problems,
                 },
                 indent=2,
@@ -92,6 +99,9 @@ def command(args: argparse.Namespace) -> int:
         if report.reach is not None:
             state = "reachable" if report.reach.ok else "NOT reachable"
             print(f"            {state}: {report.reach.target} ({report.reach.detail})")
+    if sops_files:
+        print()
+        print_sops_files(sops_files)
     for trace in traces:
         print()
         _print_trace(trace)

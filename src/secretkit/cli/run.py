@@ -33,8 +33,12 @@ def command(args: argparse.Namespace) -> int:
     if not argv:
         raise CliError(f"run needs a command: {PROG} run [--env-file FILE] -- CMD ARGS...", EXIT_USAGE)
     env = dict(os.environ)
+    decrypted: list[str] = []
     for path in args.env_file:
-        env.update(read_env_file(path))
+        entries, encrypted = read_env_file(path)
+        env.update(entries)
+        if encrypted:
+            decrypted.extend(value for value in entries.values() if not is_reference(value))
     refs = {var: value for var, value in env.items() if is_reference(value)}
     resolved, failures = resolve_all(default_store(), list(refs.values()))
     failed = [(var, failures[refs[var]]) for var in sorted(refs) if refs[var] in failures]
@@ -42,7 +46,8 @@ def command(args: argparse.Namespace) -> int:
         for var, exc in failed:
             print_error(f"{shown_name(var)}: {error_message(exc)}")
         return classify(failed[0][1])[1]
-    injected: list[object] = []
+    # A SOPS file's values were secrets at rest: masked like resolved ones.
+    injected: list[object] = list(decrypted)
     for var, ref in refs.items():
         value = resolved[ref].reveal()
         text = as_text(value)
