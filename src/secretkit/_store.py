@@ -212,7 +212,12 @@ class SecretStore:
         entry = self._entries.get(name)
         if entry is not None and self._clock() < entry.refresh_at:
             envd = entry.envd
-            if envd is None or envd.get(entry.env_key) is entry.env_raw:
+            if envd is None:  # a reference, or a chain without the environment: registered
+                entry.hits += 1
+                if self._listeners:
+                    self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
+                return entry.secret
+            if envd.get(entry.env_key) is entry.env_raw:
                 entry.hits += 1
                 if self._listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
@@ -514,6 +519,10 @@ class SecretStore:
             entry = Entry(resolved.secret, resolved.scheme, now, *self._timing.deadlines(now, resolved.ttl))
         if probe is not None:
             entry.envd, entry.env_key, entry.env_raw = probe
+        elif not resolved.secret._registered:
+            # The read path registers only what an environment probe guards; anything else
+            # cached is registered now (configuration from a chain without the environment).
+            resolved.secret._register()
         return entry
 
     def _negative_until(self, error: BaseException, now: float) -> float:
