@@ -23,7 +23,6 @@ import secretkit
 from secretkit import Fetched, SecretRef, SecretStore
 from secretkit.backends import EnvBackend, MemoryBackend
 
-
 #: The hot-path bounds, as ratios to ``os.environ[name]`` (which a live read must itself do).
 BOUNDS = {
     "get_secret(name): a variable": 1.5,
