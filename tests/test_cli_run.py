@@ -151,6 +151,26 @@ def test_the_parent_environment_is_not_changed(
     assert digests(capfd.readouterr().out) == {"DB_PASSWORD": digest(DB_PASSWORD)}
 
 
+def test_the_child_joins_the_callers_trace(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], isolated_default: None
+) -> None:
+    """Run inside an OpenTelemetry span, the child gets TRACEPARENT naming that span (W3C trace context)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    monkeypatch.chdir(workdir)
+    monkeypatch.delenv("TRACEPARENT", raising=False)
+    child = "import os; print(os.environ.get('TRACEPARENT', 'unset'))"
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("deploy") as span:
+        code = cli.main(["run", "--", PY, "-c", child])
+    context = span.get_span_context()
+    assert code == 0
+    flags = int(context.trace_flags)
+    assert capfd.readouterr().out.strip() == f"00-{context.trace_id:032x}-{context.span_id:016x}-{flags:02x}"
+    assert cli.main(["run", "--", PY, "-c", child]) == 0  # outside a span: the child starts its own
+    assert capfd.readouterr().out.strip() == "unset"
+
+
 def test_a_vault_reference_is_injected(bao_url: str, workdir: Path, env: dict[str, str]) -> None:
     """A vault:// reference is read from a real OpenBao server into the child's environment."""
     env = {**vault_env(env, bao_url), "DB_PASSWORD": "vault://secret/cli/db#password"}

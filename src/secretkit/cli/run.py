@@ -11,6 +11,7 @@ from typing import IO
 
 from .._api import default_store
 from .._redact import StreamRedactor
+from .._telemetry import traceparent_env
 from ._exits import (
     EXIT_CANNOT_EXECUTE,
     EXIT_COMMAND_NOT_FOUND,
@@ -59,6 +60,8 @@ def command(args: argparse.Namespace) -> int:
             )
         env[var] = text
         injected.append(value)
+    # The span this process is in (when OpenTelemetry is in use) becomes the child's parent.
+    env.update(traceparent_env())
     # The log redactor's engine and rules, over exactly the values injected: a value that was
     # plain in the environment is the user's configuration, not a secret secretkit resolved.
     masker = None if args.no_mask else StreamRedactor(injected)
