@@ -636,10 +636,14 @@ class SecretStore:
 
     def _resolved(self, name: str, ref: SecretRef, backend: Backend, fetched: Fetched) -> _Resolved:
         if ref.field is None or _consumes_field(backend, ref):
-            value: Any = fetched.value
+            secret = Secret(
+                name, fetched.value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow()
+            )
         else:
-            value = _field(fetched, ref, name, backend.scheme)
-        secret = Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow())
+            document, value = _field(fetched, ref, name, backend.scheme)
+            secret = Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow())
+            # The document's other fields are secrets too, registered as long as this one is held.
+            remember(fetched.value, document, owner=secret)
         return _Resolved(secret, backend.scheme, fetched.ttl, getattr(backend, "local", False))
 
     def _call_fetch(self, backend: Backend, ref: SecretRef, name: str, reason: str) -> Fetched:
@@ -1229,9 +1233,9 @@ def _changed(old: Secret[Any], new: Secret[Any]) -> bool:
     return old.version != new.version or old != new
 
 
-def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
+def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> tuple[Any, Any]:
+    """``(document, value)``: the parsed JSON secret and its field, parsed once for both."""
     assert ref.field is not None
-    # One parse serves both the field and redaction; no intermediate Secret for the document.
     document, value = field_value(fetched.value, ref.field)
     if isinstance(value, Missing):
         del document  # a traceback with locals must not find the parsed secret in this frame
@@ -1243,8 +1247,7 @@ def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> Any:
             err.name, err.backend = name, scheme
             raise err
         raise SecretNotFound(name, backends=[scheme], detail=f"the JSON secret has no key {value.part!r}")
-    remember(fetched.value, document)  # the other fields are secrets too
-    return value
+    return document, value
 
 
 def _sealed(err: BaseException) -> Any:
