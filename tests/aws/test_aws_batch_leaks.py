@@ -1,4 +1,4 @@
-"""A batched fetch from Secrets Manager leaks no item's value into another item's failure (issue 10, item 2)."""
+"""A batched Secrets Manager fetch leaks no item's value into another item's failure (issue 10, item 2)."""
 
 from __future__ import annotations
 
