@@ -134,10 +134,8 @@ def test_fields_from_env_dotenv_and_references_resolve_and_validate(
     assert settings.database == Database(host="db.internal", port=5432)
     assert settings.stripe_key.get_secret_value() == "sk_live_stripe_0001"
     assert settings.api_token.reveal() == "token-v1-aaaaaaaa"
+    # Plain configuration comes from pydantic-settings' environment source; only what the store read is bound.
     assert settings.secretkit_bindings() == {
-        "port": "SKT_PORT",
-        "debug": "SKT_DEBUG",
-        "public_url": "SKT_PUBLIC_URL",
         "database_url": "SKT_DATABASE_URL",
         "database": "SKT_DATABASE",
         "stripe_key": "memory://stripe#api_key",

@@ -1,0 +1,536 @@
+"""pydantic-settings' own sources, with references resolved through a secretkit store.
+
+``SecretkitEnvSettingsSource``, ``SecretkitDotEnvSettingsSource`` and
+``SecretkitSecretsSettingsSource`` subclass pydantic-settings' classes and change only what
+a value is: a value that is a reference (``vault://...``) is replaced by the secret it names,
+a field typed ``Secret``/``LiveSecret`` gets a snapshot or a live handle. Prefixes, aliases,
+case rules, nesting and decoding stay pydantic-settings' code. ``SecretkitSettingsSource``
+adds what those sources cannot read: ``Ref(...)`` fields, and plain names through the
+store's chain (its remote backends) for fields no other source set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+)
+from pydantic_settings.sources import PydanticBaseEnvSettingsSource
+
+from .. import _registry
+from .._errors import SecretkitError, SecretNotFound
+from .._refs import SecretRef
+from .._secret import Secret
+from .._store import SecretStore
+from .build import BUILD, Binding, Build
+from .errors import SecretkitSettingsError
+from .values import Kind, MaskedStr, Resolved, kind_of, marker, masked, union_members
+
+EnvFiles = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
+FROM_CONFIG: Any = object()  # an argument left to the settings' model_config
+NONE: Any = object()  # a value equal to env_parse_none_str: the field is set, to None
+
+if TYPE_CHECKING:
+    _Base = PydanticBaseEnvSettingsSource
+    _EnvBase = EnvSettingsSource
+else:
+    _Base = _EnvBase = object
+
+
+class _Secretkit(_Base):
+    """What every secretkit source shares: the build it belongs to and how a value becomes a field input."""
+
+    _secretkit_errors: dict[str, SecretkitError]
+    _secretkit_solo: Build | None = None
+
+    def _secretkit_store(self) -> SecretStore:
+        return self._secretkit_build().store
+
+    def _secretkit_build(self) -> Build:
+        build = BUILD.get()
+        if build is not None:
+            return build
+        # Outside SecretkitSettings (a source in a plain BaseSettings): a build of its own.
+        if self._secretkit_solo is None:
+            self._secretkit_solo = Build()
+        return self._secretkit_solo
+
+    def secretkit_claimed(self) -> set[str]:
+        """The fields that the sources before this one set."""
+        state = self.current_state
+        claimed: set[str] = set()
+        for name, field in self.settings_cls.model_fields.items():
+            keys = {name, *(key for key, _, _ in self._extract_field_info(field, name))}
+            if not keys.isdisjoint(state):
+                claimed.add(name)
+        return claimed
+
+    def secretkit_wanted(self, build: Build, claimed: set[str]) -> list[str]:
+        return []
+
+    def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
+        """The reference that reads the local value this source found for a field (for live handles)."""
+        return None
+
+    def _secretkit_fail(self, field_name: str, exc: SecretkitError) -> None:
+        if not hasattr(self, "_secretkit_errors"):
+            self._secretkit_errors = {}
+        self._secretkit_errors[field_name] = exc
+
+    def _secretkit_raise(self) -> None:
+        errors = getattr(self, "_secretkit_errors", None)
+        if errors:
+            self._secretkit_errors = {}
+            raise SecretkitSettingsError(errors) from next(iter(errors.values()))
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        if marker(field) is not None:
+            return None  # a Ref(...) field reads its one secret, in SecretkitSettingsSource
+        kind = kind_of(field.annotation)
+        if kind != "value":
+            return self._secretkit_handle(field_name, field, value, kind) if isinstance(value, str) else None
+        prepared = super().prepare_field_value(field_name, field, value, value_is_complex)
+        if isinstance(value, Resolved) and prepared is not None:
+            self._secretkit_build().bindings[field_name] = Binding(
+                field_name, self, self._secretkit_store(), value.key, kind, value.secret, value_is_complex
+            )
+            return masked(prepared)
+        return prepared
+
+    def _secretkit_handle(self, field_name: str, field: FieldInfo, value: str, kind: Kind) -> Any:
+        """A ``Secret`` snapshot or a live handle for a field typed so."""
+        build = self._secretkit_build()
+        store = self._secretkit_store()
+        if isinstance(value, Resolved):
+            key, secret = value.key, value.secret
+        else:
+            origin = self._secretkit_origin(field, field_name)
+            if origin is None:
+                return Secret(field_name, str(value)) if kind == "secret" else MaskedStr(value)
+            try:
+                key, secret = origin, store.get(origin)
+            except SecretkitError as exc:
+                self._secretkit_fail(field_name, exc)
+                return None
+        build.bindings[field_name] = Binding(field_name, self, store, key, kind, secret)
+        return store.live(key) if kind == "live" else secret
+
+
+class _EnvVars(_Secretkit, _EnvBase):
+    """For sources that load an ``env_vars`` mapping: resolve the references the fields read, in one batch."""
+
+    _secretkit_extras = False  # whether keys that are no field's are handed over too (.env files)
+    _secretkit_refs: dict[str, str]  # env_vars key holding a reference -> the field it is read for
+    _secretkit_drop: set[str]
+
+    def secretkit_wanted(self, build: Build, claimed: set[str]) -> list[str]:
+        refs: dict[str, str] = {}
+        drop: set[str] = set()
+        delimiter = self.env_nested_delimiter
+        names_of_fields: set[str] = set()
+        for name, field in self.settings_cls.model_fields.items():
+            if marker(field) is not None:
+                continue
+            names = [env_name for _, env_name, _ in self._extract_field_info(field, name)]
+            names_of_fields.update(names)
+            keys = [next((n for n in names if self.env_vars.get(n) is not None), None)]
+            if delimiter:
+                prefixes = tuple(f"{n}{delimiter}" for n in names)
+                keys.extend(key for key in self.env_vars if key.startswith(prefixes))
+            held = [key for key in keys if key is not None]
+            references = [key for key in held if _registry.is_reference(self.env_vars[key])]
+            if name in claimed:
+                # A source before this one set the field: its reference is not fetched, and not
+                # handed over as text either (pydantic-settings would merge the two).
+                drop.update(references)
+            else:
+                refs.update(dict.fromkeys(references, name))
+                if held:
+                    claimed.add(name)
+        if self._secretkit_extras:
+            for key, value in self.env_vars.items():
+                if key not in names_of_fields and key not in refs and _registry.is_reference(value):
+                    refs[key] = key
+        self._secretkit_refs, self._secretkit_drop = refs, drop
+        return [str(self.env_vars[key]) for key in refs]
+
+    def __call__(self) -> dict[str, Any]:
+        build = self._secretkit_build()
+        failures = build.prefetch(self)
+        refs: dict[str, str] = getattr(self, "_secretkit_refs", {})
+        drop: set[str] = getattr(self, "_secretkit_drop", set())
+        if refs or drop:
+            store = build.store
+            env_vars = {key: value for key, value in self.env_vars.items() if key not in drop}
+            for key, field_name in refs.items():
+                reference = str(env_vars[key])
+                try:
+                    failure = failures.get(reference)
+                    if failure is not None:
+                        raise failure
+                    env_vars[key] = Resolved(store.get(reference), reference)
+                except SecretNotFound:
+                    del env_vars[key]  # as if the variable were not set: the field is left to the others
+                except SecretkitError as exc:
+                    self._secretkit_fail(field_name, exc)
+            self._secretkit_raise()
+            self.env_vars = env_vars
+        data = super().__call__()
+        self._secretkit_raise()
+        return data
+
+
+class SecretkitEnvSettingsSource(_EnvVars, EnvSettingsSource):
+    """pydantic-settings' environment source; variables holding references give the secret."""
+
+    def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
+        for _, env_name, _ in self._extract_field_info(field, field_name):
+            if self.env_vars.get(env_name) is None:
+                continue
+            for key in os.environ:
+                if key == env_name or (not self.case_sensitive and key.lower() == env_name):
+                    return str(SecretRef("env", key))
+        return None
+
+
+class SecretkitDotEnvSettingsSource(_EnvVars, DotEnvSettingsSource):
+    """pydantic-settings' ``.env`` source; entries holding references give the secret."""
+
+    _secretkit_extras = True
+
+    def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
+        from dotenv import dotenv_values
+
+        files = self.env_file
+        if files is None:
+            return None
+        listed = [files] if isinstance(files, str | os.PathLike) else list(files)
+        names = [env_name for _, env_name, _ in self._extract_field_info(field, field_name)]
+        for env_name in names:
+            for file in reversed(listed):  # the last file wins, as in pydantic-settings
+                path = Path(file).expanduser()
+                if not path.is_file():
+                    continue
+                for key in dotenv_values(path, encoding=self.env_file_encoding or "utf-8"):
+                    if key == env_name or (not self.case_sensitive and key.lower() == env_name):
+                        return str(SecretRef("dotenv", str(path.absolute()), field=key))
+        return None
+
+
+class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
+    """pydantic-settings' ``secrets_dir`` source; a file holding a reference gives the secret."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, value_is_complex = super().get_field_value(field, field_name)
+        if _registry.is_reference(value) and marker(field) is None:
+            try:
+                value = Resolved(self._secretkit_store().get(value), value)
+            except SecretNotFound:
+                value = None
+            except SecretkitError as exc:
+                self._secretkit_fail(field_name, exc)
+                value = None
+        return value, key, value_is_complex
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        self._secretkit_raise()
+        return data
+
+    def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
+        for _, env_name, _ in self._extract_field_info(field, field_name):
+            for directory in reversed(self.secrets_paths):
+                path = self.find_case_path(directory, env_name, self.case_sensitive)
+                if path is not None and path.is_file():
+                    return str(SecretRef("file", str(path.resolve())))
+        return None
+
+
+# pydantic-settings names a source by its class in error messages and in the keys of
+# `settings_sources_data`, which user code indexes ("EnvSettingsSource"): secretkit's versions
+# keep the names of the classes they extend.
+for _ours in (SecretkitEnvSettingsSource, SecretkitDotEnvSettingsSource, SecretkitSecretsSettingsSource):
+    _ours.__name__ = _ours.__qualname__ = _ours.__bases__[-1].__name__
+del _ours
+
+_OURS: dict[type[PydanticBaseSettingsSource], type[PydanticBaseSettingsSource]] = {
+    EnvSettingsSource: SecretkitEnvSettingsSource,
+    DotEnvSettingsSource: SecretkitDotEnvSettingsSource,
+    SecretsSettingsSource: SecretkitSecretsSettingsSource,
+}
+
+
+def secretkit_version_of(source: Any) -> Any:
+    """The secretkit subclass of one of pydantic-settings' own sources, built with the same settings.
+
+    Anything else (a custom source, a subclass of theirs) is returned as it is.
+    """
+    ours = _OURS.get(type(source))
+    if ours is None:
+        return source
+    # Every argument of these classes is kept as an attribute of the same name; building from
+    # the signature follows the arguments a pydantic-settings release has.
+    parameters = inspect.signature(type(source).__init__).parameters
+    arguments = {
+        name: getattr(source, name)
+        for name in parameters
+        if name not in ("self", "settings_cls") and hasattr(source, name)
+    }
+    return ours(source.settings_cls, **arguments)
+
+
+# -- Ref(...) fields and the store's chain ------------------------------------------------------
+
+
+class _Plan:
+    __slots__ = ("accepted", "explicit", "field", "keys", "name")
+
+    def __init__(
+        self,
+        name: str,
+        field: FieldInfo,
+        keys: list[tuple[str, str]],
+        explicit: bool,
+        accepted: frozenset[str],
+    ) -> None:
+        self.name = name
+        self.field = field
+        self.keys = keys  # (store key, input key handed to pydantic), in lookup order
+        self.explicit = explicit
+        self.accepted = accepted
+
+
+class SecretkitSettingsSource(_Secretkit, PydanticBaseEnvSettingsSource):
+    """A pydantic-settings source that reads fields through a secretkit store.
+
+    A field marked ``Annotated[..., Ref("scheme://...")]`` (or a ``SecretRef``) reads that
+    secret only. Any other field that no source before this one set is looked up by the name
+    pydantic-settings' environment source gives it (``env_prefix``, aliases,
+    ``env_prefix_target``) in the store's chain, then in ``env_file``: a store cannot list its
+    secrets, so ``case_sensitive=False`` tries the declared spelling, upper case and lower
+    case. Everything is fetched in one ``store.prefetch``, batched per backend.
+
+    Fields typed ``LiveSecret`` get a live handle, ``Secret`` fields the snapshot; any other
+    type is validated by pydantic from the secret's text (JSON for models, lists and dicts),
+    handed over with a masked ``repr``.
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        store: SecretStore | None = None,
+        *,
+        case_sensitive: bool | None = None,
+        env_prefix: str | None = None,
+        env_file: EnvFiles | None = FROM_CONFIG,
+        env_ignore_empty: bool | None = None,
+        env_parse_none_str: str | None = None,
+    ) -> None:
+        super().__init__(
+            settings_cls,
+            case_sensitive=case_sensitive,
+            env_prefix=env_prefix,
+            env_ignore_empty=env_ignore_empty,
+            env_parse_none_str=env_parse_none_str,
+        )
+        self._store = store
+        self.env_file: EnvFiles | None = self.config.get("env_file") if env_file is FROM_CONFIG else env_file
+        self._plans_made: dict[str, _Plan] | None = None
+        self._values: dict[str, tuple[Any, str]] = {}
+
+    def __repr__(self) -> str:
+        return f"SecretkitSettingsSource({self.settings_cls.__name__}, store={self.store!r})"
+
+    @property
+    def store(self) -> SecretStore:
+        """The store read from: the one given, else the one the settings are built with, else the default."""
+        return self._store if self._store is not None else self._secretkit_build().store
+
+    def _secretkit_store(self) -> SecretStore:
+        return self.store
+
+    # pydantic-settings lowercases names when matching case-insensitively; a store cannot be
+    # searched that way, so names keep their declared spelling and _spellings() varies the case.
+    def _apply_case_sensitive(self, value: str) -> str:
+        return value
+
+    def _spellings(self, name: str) -> list[str]:
+        if self.case_sensitive:
+            return [name]
+        return list(dict.fromkeys([name, name.upper(), name.lower()]))
+
+    def plan(self) -> dict[str, tuple[str, ...]]:
+        """For each field, the keys (names or references) it would be looked up as, in order."""
+        return {name: tuple(k for k, _ in p.keys) for name, p in self._plans(claimed=set()).items()}
+
+    def _plans(self, claimed: Iterable[str]) -> dict[str, _Plan]:
+        skip = set(claimed)
+        store = self.store
+        env_files = self._env_files(store)
+        plans: dict[str, _Plan] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            infos = self._extract_field_info(field, name)
+            accepted = frozenset({name, *(key for key, _, _ in infos)})
+            preferred_key, _, preferred_complex = infos[0]
+            if name in skip:
+                continue  # another source has it: fetching it would be wasted
+            ref = marker(field)
+            if ref is not None:
+                key = name if preferred_complex else preferred_key
+                plans[name] = _Plan(name, field, [(ref, key)], True, accepted)
+                continue
+            keys: list[tuple[str, str]] = []
+            for field_key, env_name, is_complex in infos:
+                # The same rule as pydantic-settings: report the preferred key, so this source's
+                # value and another source's value for the field merge under one key.
+                key = field_key if preferred_complex or is_complex else preferred_key
+                keys.extend((s, key) for s in self._spellings(env_name) if _allowed_name(store, s))
+            for file in env_files:
+                for field_key, env_name, is_complex in infos:
+                    key = field_key if preferred_complex or is_complex else preferred_key
+                    for spelling in self._spellings(env_name):
+                        dotenv_ref = SecretRef("dotenv", str(file), field=spelling)
+                        if _allowed_ref(store, dotenv_ref):
+                            keys.append((str(dotenv_ref), key))
+            plans[name] = _Plan(name, field, list(dict.fromkeys(keys)), False, accepted)
+        return plans
+
+    def _env_files(self, store: SecretStore) -> list[Path]:
+        files = self.env_file
+        if files is None:
+            return []
+        listed = [files] if isinstance(files, str | os.PathLike) else list(files)
+        from ..backends.dotenv import DotenvBackend
+
+        in_chain = {b.path for b in store.backends if isinstance(b, DotenvBackend)}
+        found: list[Path] = []
+        # pydantic-settings lets a later file override an earlier one: look in the last first.
+        for file in reversed(listed):
+            path = Path(file).expanduser().absolute()
+            if path.is_file() and path not in in_chain and path not in found:
+                found.append(path)
+        return found
+
+    def secretkit_wanted(self, build: Build, claimed: set[str]) -> list[str]:
+        self._plans_made = self._plans(claimed)
+        if self._store is not None and self._store is not build.store:
+            return []  # a store of its own: fetched when this source runs
+        return [key for plan in self._plans_made.values() for key, _ in plan.keys]
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """The value this source found for ``field_name`` (after it has been called), its key, False."""
+        value, key = self._values.get(field_name, (None, field_name))
+        return value, key, False
+
+    def __call__(self) -> dict[str, Any]:
+        build = self._secretkit_build()
+        failures: Mapping[str, SecretkitError] = build.prefetch(self)
+        store = self.store
+        plans = self._plans_made if self._plans_made is not None else self._plans(self.secretkit_claimed())
+        state = self.current_state
+        plans = {name: p for name, p in plans.items() if p.accepted.isdisjoint(state)}
+        if store is not build.store:
+            failures = store.prefetch(key for p in plans.values() for key, _ in p.keys)
+        data: dict[str, Any] = {}
+        for name, plan in plans.items():
+            try:
+                found = self._first(store, plan, failures)
+            except SecretkitError as exc:
+                self._secretkit_fail(name, exc)
+                continue
+            for accepted in plan.accepted:
+                build.looked_up.setdefault(accepted, (name, tuple(k for k, _ in plan.keys)))
+            if found is None:
+                continue
+            store_key, input_key, secret = found
+            kind = kind_of(plan.field.annotation)
+            value = self.prepare_field_value(name, plan.field, Resolved(secret, store_key), False)
+            if value is None:
+                continue  # an empty value with env_ignore_empty, or a handle that could not be made
+            if value is NONE:
+                value = None
+            data[input_key] = value
+            self._values[name] = (value, input_key)
+            build.bindings[name] = Binding(name, self, store, store_key, kind, secret)
+        self._secretkit_raise()
+        return data
+
+    def _first(
+        self, store: SecretStore, plan: _Plan, failures: Mapping[str, SecretkitError]
+    ) -> tuple[str, str, Secret[Any]] | None:
+        for store_key, input_key in plan.keys:
+            failure = failures.get(store_key)
+            try:
+                if failure is not None:
+                    raise failure
+                secret = store.get(store_key)
+                if not plan.explicit and "://" in store_key:
+                    # An env_file entry: like a name in the store's chain, a reference held
+                    # there is followed (one level).
+                    target = secret.reveal()
+                    if _registry.is_reference(target):
+                        return target, input_key, store.get(target)
+                return store_key, input_key, secret
+            except SecretNotFound:
+                continue
+        return None
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        """What this source hands pydantic for one field, from the secret's text."""
+        kind = kind_of(field.annotation)
+        if kind != "value":
+            return self._secretkit_handle(field_name, field, value, kind)
+        text = value.secret.reveal() if isinstance(value, Resolved) else value
+        if self.env_ignore_empty and text in ("", b""):
+            return None
+        if self.env_parse_none_str is not None and text == self.env_parse_none_str:
+            return NONE
+        if isinstance(text, str | bytes):
+            complexity = self._complexity(field)
+            if complexity != "simple":
+                try:
+                    decoded = self.decode_complex_value(field_name, field, text)
+                except ValueError:
+                    # Not JSON: pydantic reports the field, with the input masked.
+                    decoded = text
+                if complexity == "complex" or isinstance(decoded, list | dict):
+                    text = decoded
+        return masked(text)
+
+    def _complexity(self, field: FieldInfo) -> Literal["simple", "complex", "union"]:
+        if self.field_is_complex(field):
+            return "complex"
+        members = union_members(field.annotation)
+        if len(members) > 1 or (members and members[0] is not field.annotation):
+            for member in members:
+                if self.field_is_complex(FieldInfo.from_annotation(member)):
+                    return "union"
+        return "simple"
+
+
+# A name lookup is a guess among spellings: one that the store's allow-list refuses is
+# skipped rather than reported, so an allow-list does not break fields left to defaults.
+def _allowed_name(store: SecretStore, name: str) -> bool:
+    return store.allow is None or any(fnmatch.fnmatchcase(name, p) for p in store.allow)
+
+
+def _allowed_ref(store: SecretStore, ref: SecretRef) -> bool:
+    if store.allow is None:
+        return True
+    candidates = (ref.path, f"{ref.scheme}://{ref.path}", str(ref))
+    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in store.allow)
