@@ -203,3 +203,9 @@ def test_the_hit_fraction_is_checked() -> None:
     """A sampling fraction outside 0..1 is refused."""
     with pytest.raises(ValueError, match="hits"):
         AuditTrail(hits=2)
+
+
+def test_a_trail_says_whether_it_wants_hits() -> None:
+    """A trail that audits no hits says so, so a store can spare it the hit events."""
+    assert AuditTrail().wants_hits is False
+    assert AuditTrail(hits=0.01).wants_hits is True

@@ -63,6 +63,11 @@ class AuditTrail:
         self.level = level
         self._rng = rng
 
+    @property
+    def wants_hits(self) -> bool:
+        """Whether cache hits matter to this listener (a store may skip telling it about them)."""
+        return self.hits > 0.0
+
     def __repr__(self) -> str:
         return f"AuditTrail(hits={self.hits}, logger={self.logger.name!r})"
 
