@@ -188,6 +188,16 @@ def test_names_can_be_exported_as_hashes_or_not_at_all(clock: FakeClock) -> None
             assert "secretkit.secret.name" not in attrs
 
 
+@pytest.mark.usefixtures("isolated_default")
+def test_the_default_store_a_later_configure_installs_is_traced(otel: Otel) -> None:
+    """instrument() covers every store: the default one installed by configure() after it too."""
+    secretkit.configure(backends=[MemoryBackend({"LATE_KEY": VALUE})])
+    secretkit.get_secret("LATE_KEY")
+    [span] = otel.finished()
+    assert dict(span.attributes or {})["secretkit.secret.name"] == "LATE_KEY"
+    assert otel.value("secretkit.cache.size", backend="memory") >= 1
+
+
 def test_the_name_attribute_mode_is_checked() -> None:
     """An unknown name_attribute is refused rather than silently exporting names."""
     with pytest.raises(ValueError, match="name_attribute"):
