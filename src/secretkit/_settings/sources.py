@@ -202,7 +202,10 @@ class SecretkitEnvSettingsSource(_EnvVars, EnvSettingsSource):
                 continue
             for key in os.environ:
                 if key == env_name or (not self.case_sensitive and key.lower() == env_name):
-                    return str(SecretRef("env", key))
+                    chain = self._secretkit_store().backends
+                    # A plain name the store's environment backend answers is re-read from
+                    # os.environ on every read; an env:// reference is cached like any other.
+                    return key if chain and chain[0].scheme == "env" else str(SecretRef("env", key))
         return None
 
 

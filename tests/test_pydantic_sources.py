@@ -1,0 +1,270 @@
+"""SecretkitSettings runs pydantic-settings' own sources, with references resolved through the store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+
+from secretkit import Fetched, LiveSecret, Secret, SecretRef, SecretStore
+from secretkit.backends.env import EnvBackend
+from secretkit.pydantic import Ref, SecretkitSettings, SecretkitSettingsError
+from secretkit.testing import CountingBackend, MemoryBackend, assert_no_value_in_error
+
+DB_PASSWORD = "db-password-v1-5f2e"
+API_TOKEN = "token-v1-9c41aa"
+NOT_JSON = "plain-secret-text-7d1c"
+
+
+class Database(BaseModel):
+    host: str
+    password: SecretStr
+
+
+class BatchMemoryBackend(MemoryBackend):
+    """A memory backend that fetches many secrets in one call, as the AWS and Vault backends do."""
+
+    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
+        out: dict[SecretRef, Fetched | Exception] = {}
+        for ref in refs:
+            try:
+                out[ref] = self.fetch(ref)
+            except Exception as exc:  # reported per ref, as the protocol asks
+                out[ref] = exc
+        return out
+
+
+class Unreachable(MemoryBackend):
+    def fetch(self, ref: SecretRef) -> Fetched:
+        raise ConnectionError("the vault is down")
+
+
+@pytest.fixture(autouse=True)
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # No stray .env of the repository is read.
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def memory() -> CountingBackend:
+    return CountingBackend(
+        BatchMemoryBackend(
+            {"db-password": DB_PASSWORD, "api-token": API_TOKEN, "not-json": NOT_JSON, "port": "8443"}
+        )
+    )
+
+
+@pytest.fixture
+def store(memory: CountingBackend) -> SecretStore:
+    # Only references go to the memory backend; names are pydantic-settings' sources' business.
+    return SecretStore([EnvBackend({})], reference_backends=[memory], negative_ttl=0)
+
+
+def test_a_nested_variable_holding_a_reference_is_resolved(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APP_DB__PASSWORD=memory://... fills db.password with the secret, through env_nested_delimiter."""
+    monkeypatch.setenv("APP_DB__HOST", "db.internal")
+    monkeypatch.setenv("APP_DB__PASSWORD", "memory://db-password")
+
+    class Nested(SecretkitSettings):
+        model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__")
+        db: Database
+
+    settings = Nested.from_store(store)
+    assert settings.db.host == "db.internal"
+    assert settings.db.password.get_secret_value() == DB_PASSWORD
+
+
+def test_references_in_env_dotenv_and_markers_are_fetched_in_one_batch(
+    store: SecretStore, memory: CountingBackend, empty_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference in the environment, one in .env and a Ref() field cost one fetch_many call."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+    (empty_cwd / ".env").write_text("API_TOKEN=memory://api-token\n")
+
+    class Mixed(SecretkitSettings):
+        model_config = SettingsConfigDict(env_file=".env")
+        db_password: SecretStr
+        api_token: SecretStr
+        port: Annotated[int, Ref("memory://port")]
+
+    settings = Mixed.from_store(store)
+    assert (memory.batch_calls, memory.fetch_calls) == (1, 0)
+    assert settings.db_password.get_secret_value() == DB_PASSWORD
+    assert settings.api_token.get_secret_value() == API_TOKEN
+    assert settings.port == 8443
+
+
+def test_a_reference_in_a_secrets_dir_file_is_resolved(store: SecretStore, empty_cwd: Path) -> None:
+    """A secrets_dir file that holds a reference gives the secret it names."""
+    secrets = empty_cwd / "secrets"
+    secrets.mkdir()
+    (secrets / "db_password").write_text("memory://db-password\n")
+
+    class FromFiles(SecretkitSettings):
+        model_config = SettingsConfigDict(secrets_dir=secrets)
+        db_password: SecretStr
+
+    assert FromFiles.from_store(store).db_password.get_secret_value() == DB_PASSWORD
+
+
+def test_a_field_given_as_a_keyword_does_not_fetch_its_environment_reference(
+    store: SecretStore, memory: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the constructor sets a field, the reference the environment holds for it is not fetched."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+
+    class Pinned(SecretkitSettings):
+        db_password: SecretStr
+
+    assert Pinned.from_store(store, db_password="given").db_password.get_secret_value() == "given"
+    assert (memory.batch_calls, memory.fetch_calls) == (0, 0)
+
+
+def test_an_override_of_settings_customise_sources_gets_secretkit_sources(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subclass that reorders the sources still has references resolved in the ones it returns."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+
+    class EnvLast(SecretkitSettings):
+        db_password: SecretStr
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, file_secret_settings, env_settings
+
+    assert EnvLast.from_store(store).db_password.get_secret_value() == DB_PASSWORD
+
+
+def test_sources_keep_pydantic_settings_names(store: SecretStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """settings_sources_data is keyed by pydantic-settings' class names, as BaseSettings code expects."""
+    monkeypatch.setenv("PORT", "8000")
+    seen: dict[str, dict[str, Any]] = {}
+
+    class Watcher(PydanticBaseSettingsSource):
+        def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+            return None, field_name, False
+
+        def __call__(self) -> dict[str, Any]:
+            seen.update(self.settings_sources_data)
+            return {}
+
+    class Named(SecretkitSettings):
+        port: int
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, Watcher(settings_cls)
+
+    Named.from_store(store)
+    assert seen["EnvSettingsSource"] == {"port": "8000"}
+
+
+def test_a_live_field_from_a_plain_variable_follows_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LiveSecret field read from a plain variable reads that variable again on each reveal()."""
+    monkeypatch.setenv("API_TOKEN", "token-one")
+
+    class Live(SecretkitSettings):
+        api_token: LiveSecret[str]
+
+    settings = Live.from_store(SecretStore([EnvBackend()]))
+    assert settings.api_token.reveal() == "token-one"
+    monkeypatch.setenv("API_TOKEN", "token-two")
+    assert settings.api_token.reveal() == "token-two"
+
+
+def test_a_secret_field_from_a_reference_carries_its_metadata(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Secret field whose variable holds a reference is the store's snapshot of that reference."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+
+    class Snap(SecretkitSettings):
+        db_password: Secret[str]
+
+    settings = Snap.from_store(store)
+    assert settings.db_password.reveal() == DB_PASSWORD
+    assert settings.db_password.name == "memory://db-password"
+    assert settings.secretkit_bindings() == {"db_password": "memory://db-password"}
+
+
+def test_refresh_follows_a_rotated_secret_behind_an_environment_reference(
+    store: SecretStore, memory: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh(force=True) replaces a field read through a variable's reference when the secret rotates."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+
+    class Rotating(SecretkitSettings):
+        db_password: SecretStr
+        port: int = 1
+
+    settings = Rotating.from_store(store)
+    inner = memory.inner
+    assert isinstance(inner, MemoryBackend)
+    inner.set("db-password", "db-password-v2-77aa")
+    assert settings.refresh(force=True) == frozenset({"db_password"})
+    assert settings.db_password.get_secret_value() == "db-password-v2-77aa"
+
+
+def test_a_reference_that_points_nowhere_leaves_the_field_to_its_default(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable whose reference names no secret counts as unset, like a name the store does not have."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://no-such-secret")
+
+    class Defaulted(SecretkitSettings):
+        db_password: str = "fallback"
+
+    assert Defaulted.from_store(store).db_password == "fallback"
+
+
+def test_an_unreachable_backend_behind_a_variable_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference whose backend is down fails the build with SecretkitSettingsError naming the field."""
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+    store = SecretStore([EnvBackend({})], reference_backends=[Unreachable()], negative_ttl=0, backoff_base=0)
+
+    class Down(SecretkitSettings):
+        db_password: SecretStr
+
+    with pytest.raises(SecretkitSettingsError) as info:
+        Down.from_store(store)
+    assert "db_password" in str(info.value)
+
+
+def test_a_referenced_secret_that_is_not_json_for_a_model_shows_no_value(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic-settings' SettingsError for undecodable JSON keeps no copy of the secret in its chain."""
+    monkeypatch.setenv("DB", "memory://not-json")
+
+    class Modelled(SecretkitSettings):
+        db: Database
+
+    with pytest.raises(SettingsError) as info:
+        Modelled.from_store(store)
+    assert_no_value_in_error(info.value, NOT_JSON)
+    cause = info.value.__cause__
+    assert isinstance(cause, json.JSONDecodeError)
+    assert NOT_JSON not in cause.doc
