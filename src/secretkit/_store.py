@@ -168,7 +168,11 @@ class SecretStore:
         self._failures: dict[str, _Failure] = {}
         self._keys: dict[str, SecretRef | None] = {}
         self._subscribers: dict[str, list[RotateCallback]] = {}
-        self._listeners: list[AccessListener] = [on_access] if on_access else []
+        self._listeners: list[AccessListener] = []
+        # The listeners told about cache hits: an audit trail that samples none costs a hit nothing.
+        self._hit_listeners: list[AccessListener] = []
+        if on_access is not None:
+            self.add_listener(on_access)
         self._counters: dict[str, Counters] = {}
         self._retired_hits: dict[str, int] = {}
         self._closed = False
@@ -214,12 +218,12 @@ class SecretStore:
             envd = entry.envd
             if envd is None:  # a reference, or a chain without the environment: registered
                 entry.hits += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 return entry.secret
             if envd.get(entry.env_key) is entry.env_raw:
                 entry.hits += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 secret = entry.secret
                 if not secret._registered:
@@ -240,7 +244,7 @@ class SecretStore:
             envd = entry.envd
             if envd is None or envd.get(entry.env_key) is entry.env_raw:
                 entry.hits += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 return entry.secret
         return self._get_slow(name)
@@ -257,7 +261,7 @@ class SecretStore:
             envd = entry.envd
             if envd is None or envd.get(entry.env_key) is entry.env_raw:
                 entry.hits += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 secret = entry.secret
                 if not secret._registered:
@@ -309,7 +313,7 @@ class SecretStore:
                 return self._start(name, "refresh", inline)
             if now < entry.refresh_at:
                 entry.hits += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
                 return entry.secret
             if entry.local:
@@ -327,7 +331,7 @@ class SecretStore:
                 entry.hits += 1
                 if stale:
                     self._count(entry.backend).stale_served += 1
-                if self._listeners:
+                if self._hit_listeners:
                     self._emit(
                         name, entry.backend, entry.secret.version, True, 0.0, "stale" if stale else "hit"
                     )
@@ -346,7 +350,7 @@ class SecretStore:
                 isinstance(failure.error, BackendUnavailable) and now >= failure.attempted_at + PROBE_INTERVAL
             ) or name in self._flights
             if not retry:
-                if self._listeners:
+                if self._hit_listeners:
                     outcome: Outcome = "not_found" if isinstance(failure.error, SecretNotFound) else "error"
                     self._emit(name, None, None, True, 0.0, outcome, failure.error)
                 raise fresh(failure.error)
@@ -1016,37 +1020,55 @@ class SecretStore:
         return unsubscribe
 
     def add_listener(self, listener: AccessListener) -> Callable[[], None]:
-        """Call ``listener(AccessEvent)`` on every access; returns a function that removes it."""
+        """Call ``listener(AccessEvent)`` on every access; returns a function that removes it.
+
+        A listener with ``wants_hits = False`` is not told about cache hits, which keeps the
+        read path as cheap as with no listener at all.
+        """
         self._listeners.append(listener)
+        if getattr(listener, "wants_hits", True):
+            self._hit_listeners.append(listener)
 
         def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+            for listeners in (self._listeners, self._hit_listeners):
+                if listener in listeners:
+                    listeners.remove(listener)
 
         return remove
 
     def stats(self) -> dict[str, Any]:
         """Counters overall and per backend: hits, misses, fetches, errors, refreshes, rotations.
 
-        Also ``size`` (values cached), ``negative`` (failures remembered) and ``loading``
-        (loads in progress).
+        Also ``size`` (values cached), ``negative`` (failures remembered), ``loading`` (loads
+        in flight) and ``stale_headroom``: seconds until the first value now served stale
+        runs out of ``max_stale`` (``None`` when none is stale).
         """
+        now = self._clock()
+        empty = {**Counters().as_dict(), "hits": 0}
         with self._lock:
             per: dict[str, dict[str, int]] = {}
             for scheme, counters in self._counters.items():
                 per[scheme] = {**counters.as_dict(), "hits": self._retired_hits.get(scheme, 0)}
             for scheme, hits in self._retired_hits.items():
-                per.setdefault(scheme, {**Counters().as_dict(), "hits": hits})
+                if scheme not in per:
+                    per[scheme] = {**empty, "hits": hits}
+            headroom: float | None = None
             for entry in self._entries.values():
-                row = per.setdefault(entry.backend, {**Counters().as_dict(), "hits": 0})
+                row = per.get(entry.backend)
+                if row is None:
+                    row = per[entry.backend] = dict(empty)
                 row["hits"] += entry.hits
-            total: dict[str, Any] = {key: 0 for key in [*Counters.__slots__, "hits"]}
+                if entry.expires_at <= now < entry.stale_until:
+                    left = entry.stale_until - now
+                    headroom = left if headroom is None or left < headroom else headroom
+            total: dict[str, Any] = dict(empty)
             for row in per.values():
                 for key, value in row.items():
                     total[key] += value
             total["size"] = len(self._entries)
             total["negative"] = len(self._failures)
             total["loading"] = len(self._flights)
+            total["stale_headroom"] = headroom
             total["backends"] = per
         return total
 
@@ -1123,7 +1145,7 @@ class SecretStore:
         event = AccessEvent(
             name, backend, version, hit, latency, outcome, type(error).__name__ if error else None
         )
-        for listener in list(self._listeners):
+        for listener in list(self._hit_listeners if hit else self._listeners):
             try:
                 listener(event)
             except Exception:
