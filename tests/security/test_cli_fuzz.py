@@ -141,8 +141,15 @@ def hostile_env_file(rng: random.Random, work: Path) -> bytes:
         b'MULTI="line one\nline two"',
         b"DB_PASSWORD=" + DOTENV_PASSWORD.encode(),
         b"FILE_REF=file://" + str(work / "secret.txt").encode(),
+        # Enough of a SOPS dotenv file to be taken for one, with broken metadata or ciphertext.
+        b"sops_version=3.9.0",
+        b"sops_lastmodified=2024-01-01T00:00:00Z",
+        b"sops_mac=ENC[AES256_GCM,data:zz,iv:zz,tag:zz,type:str]",
+        b"sops_age__list_0__map_recipient=age1notarecipient",
+        b"sops_age__list_0__map_enc=-----BEGIN AGE ENCRYPTED FILE-----",
+        b"SECRET=ENC[AES256_GCM,data:" + b"A" * 40 + b",iv:zz,tag:zz,type:str]",
     ]
-    return b"\n".join(rng.sample(lines, rng.randint(1, 6)))
+    return b"\n".join(rng.sample(lines, rng.randint(1, 9)))
 
 
 @dataclass(repr=False)
