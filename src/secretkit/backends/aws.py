@@ -94,6 +94,10 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
             client = self._clients.get(region)
             while True:
                 response = _aws.call(ctx, client.batch_get_secret_value, **request)
+                if "SecretValues" not in response and "Errors" not in response:
+                    for ref in chunk:
+                        out.setdefault(ref, _incomplete(ref.path))
+                    return
                 for item in response.get("SecretValues", ()):
                     for secret_id in _ids_matching(item, by_id):
                         for ref in by_id[secret_id]:
@@ -152,12 +156,25 @@ def _result(item: Mapping[str, Any], secret: str) -> Fetched | Exception:
         return exc
 
 
+def _incomplete(secret: str) -> BackendUnavailable:
+    # A connection cut inside the response headers still parses, as an empty 200: that is
+    # an outage to ride out on the held value, not a secret that stopped existing.
+    err = BackendUnavailable(
+        f"secret {secret!r}: {_LABEL} sent an empty or incomplete response (no value and no ARN); "
+        "check the network and the endpoint URL"
+    )
+    err.backend = AwsSecretsManagerBackend.scheme
+    return err
+
+
 def _fetched(response: Mapping[str, Any], secret: str) -> Fetched:
     value: str | bytes
     if "SecretString" in response:
         value = str(response["SecretString"])
     elif "SecretBinary" in response:
         value = bytes(response["SecretBinary"])
+    elif not response.get("ARN") and not response.get("Name"):
+        raise _incomplete(secret)
     else:
         raise SecretNotFound(secret, detail="the version read holds no value")
     metadata = {

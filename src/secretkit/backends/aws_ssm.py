@@ -51,6 +51,14 @@ class AwsParameterStoreBackend(_aws.AwsBackendBase):
         ctx = self._context(name, "ssm:GetParameter")
         client = self._clients.get(region)
         response = _aws.call(ctx, client.get_parameter, Name=name + selector, WithDecryption=True)
+        if not isinstance(response.get("Parameter"), Mapping):
+            # A connection cut inside the response headers still parses, as an empty 200.
+            err = BackendUnavailable(
+                f"secret {name!r}: {_LABEL} sent an empty or incomplete response (no parameter); "
+                "check the network and the endpoint URL"
+            )
+            err.backend = self.scheme
+            raise err
         return _fetched(response["Parameter"])
 
     def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
