@@ -203,3 +203,28 @@ def test_importing_the_integrations_package_imports_no_library() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("module", "library", "use"),
+    [
+        ("sqlalchemy", "sqlalchemy", "m.create_engine('postgresql://', password='X')"),
+        ("psycopg", "psycopg", ""),
+        ("asyncpg", "asyncpg", ""),
+        ("httpx", "httpx", ""),
+        ("requests", "requests", ""),
+    ],
+)
+def test_a_missing_library_names_its_extra(module: str, library: str, use: str) -> None:
+    """Without its library, an integration raises MissingDependency with the pip command for its extra."""
+    code = (
+        f"import sys; sys.modules[{library!r}] = None\n"
+        "from secretkit import MissingDependency\n"
+        "try:\n"
+        f"    import secretkit.integrations.{module} as m\n"
+        f"    {use or 'pass'}\n"
+        "except MissingDependency as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert f'pip install "secretkit[{module}]"' in result.stdout
