@@ -228,3 +228,13 @@ def test_a_missing_library_names_its_extra(module: str, library: str, use: str) 
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert f'pip install "secretkit[{module}]"' in result.stdout
+
+
+def test_an_unreachable_store_does_not_retire_connections(backend: MemoryBackend) -> None:
+    """If the store cannot answer, a pooled connection's login counts as current: an outage retires none."""
+    with SecretStore([], reference_backends=[backend], ttl=0.01, max_stale=0.0) as store:
+        credential = database_login(CURRENT, store=store)
+        login = credential.current()
+        backend.fail(ConnectionError("secret store down"))
+        store.invalidate(CURRENT)
+        assert credential.is_current(login)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .._api import default_store
-from .._errors import ConfigurationError, SecretNotFound
+from .._errors import ConfigurationError, SecretkitError, SecretNotFound
 from .._refs import SecretRef, looks_like_reference
 from .._secret import Secret
 from .._store import SecretStore
@@ -126,8 +126,15 @@ class Credential(Generic[T]):
         return self._value_for(secrets)
 
     def is_current(self, value: T) -> bool:
-        """Whether ``value`` is still the one to log in with (a rotation retires it when not)."""
-        now = self.current()
+        """Whether ``value`` is still the one to log in with (a rotation retires it when not).
+
+        When the store cannot say (its backend is down past ``max_stale``), the answer is yes:
+        an outage of the secret store must not take working connections away.
+        """
+        try:
+            now = self.current()
+        except SecretkitError:
+            return True
         return now is value or self._same(now, value)
 
     def recover(self, refused: T) -> T | None:
