@@ -125,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{counts[o]} {o}" for o in ("passed", "failed", "error", "skipped") if counts[o])
         print(f"  {label:<18} {len(results)} tests: {shown} ({seconds:.0f} s)")
 
+    # A test that passed unchanged and did not pass with the swap, including one that did not run
+    # at all (its module failed to import, or the run stopped).
     new = {
-        test: detail
-        for test, (outcome, detail) in swapped.items()
-        if outcome in ("failed", "error") and plain.get(test, ("missing", ""))[0] == "passed"
+        test: swapped.get(test, ("missing", "not run with SecretkitSettings"))[1]
+        for test, (outcome, _) in plain.items()
+        if outcome == "passed" and swapped.get(test, ("missing", ""))[0] not in ("passed", "skipped")
     }
     # With inputs unmasked, a masked-input test that still fails fails for another reason.
     allowed = NAMES_THE_CLASS if args.unmasked else ALLOWED
@@ -227,6 +229,8 @@ def _run(
 
 def _cause(detail: str) -> str:
     """A value-free label for a failure: the exception type and where it was raised."""
+    if detail == "not run with SecretkitSettings":
+        return detail
     types = _EXC_TYPE.findall(detail)
     kind = types[-1] if types else "failure"
     frames = _OWN_CODE.findall(detail)

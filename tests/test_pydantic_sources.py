@@ -12,6 +12,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from secretkit import Fetched, LiveSecret, Secret, SecretRef, SecretStore
+from secretkit._redact import redact
 from secretkit.backends.env import EnvBackend
 from secretkit.pydantic import Ref, SecretkitSettings, SecretkitSettingsError
 from secretkit.testing import CountingBackend, MemoryBackend, assert_no_value_in_error
@@ -268,3 +269,19 @@ def test_a_referenced_secret_that_is_not_json_for_a_model_shows_no_value(
     cause = info.value.__cause__
     assert isinstance(cause, json.JSONDecodeError)
     assert NOT_JSON not in cause.doc
+
+
+def test_a_secret_typed_field_from_a_plain_variable_is_masked_in_logs(
+    store: SecretStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SecretStr field read from a plain variable is registered for redaction; a str field is not."""
+    monkeypatch.setenv("SESSION_KEY", "session-key-3e8b0f1a")
+    monkeypatch.setenv("APP_ENV", "production-eu-4411")
+
+    class Typed(SecretkitSettings):
+        session_key: SecretStr
+        app_env: str
+
+    settings = Typed.from_store(store)
+    line = redact(f"key {settings.session_key.get_secret_value()} in {settings.app_env}")
+    assert line == "key ********** in production-eu-4411"

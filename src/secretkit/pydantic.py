@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._errors import MissingDependency
 
 try:
-    from pydantic import PrivateAttr, ValidationError
+    from pydantic import PrivateAttr, SecretBytes, SecretStr, ValidationError
     from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     _missing = MissingDependency("pydantic", "pydantic-settings", "pydantic")
     _missing.args = ('secretkit.pydantic needs pydantic-settings: pip install "secretkit[pydantic]"',)
     raise _missing from exc
 
+from ._redact import remember
 from ._secret import Secret
 from ._settings.build import BUILD, STORE, Binding, Build, Source
 from ._settings.errors import (
@@ -127,6 +128,18 @@ class SecretkitSettings(BaseSettings):
         if error is not None:
             raise error  # outside the except block: the original, which shows inputs, is not chained
         __pydantic_self__._secretkit_bindings = build.bindings
+        __pydantic_self__._secretkit_remember()
+
+    def _secretkit_remember(self) -> None:
+        """Register the values of secret-typed fields for log redaction, for as long as the settings live.
+
+        A ``SecretStr`` read from a plain variable is a secret by its type, though nothing
+        secretkit fetched (``Secret`` fields are registered by the store already).
+        """
+        for name in type(self).model_fields:
+            value = self.__dict__.get(name)
+            if isinstance(value, SecretStr | SecretBytes):
+                remember(value.get_secret_value(), owner=self)
 
     @classmethod
     def from_store(cls, store: SecretStore, /, **values: Any) -> Self:
@@ -181,10 +194,11 @@ class SecretkitSettings(BaseSettings):
             env_ignore_empty=getattr(env_settings, "env_ignore_empty", None),
             env_parse_none_str=getattr(env_settings, "env_parse_none_str", None),
         )
-        if isinstance(env_settings, PydanticBaseSettingsSource):
-            # The state pydantic-settings' sources share for one build (a warning about a field
-            # is given once, not once per source).
-            source._init_state = env_settings._init_state
+        init_state = getattr(env_settings, "_init_state", None)
+        if init_state is not None:
+            # The state pydantic-settings' sources share for one build (2.14+: a warning about a
+            # field is given once, not once per source).
+            source._init_state = init_state
         return source
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -251,6 +265,8 @@ class SecretkitSettings(BaseSettings):
                 raise error  # outside the except block, so the original is not chained
             for name in changes:
                 self.__dict__[name] = candidate.__dict__[name]
+            if changes:
+                self._secretkit_remember()
             self._secretkit_bindings = {
                 name: (fresh[name][0].renewed(fresh[name][1]) if name in fresh else binding)
                 for name, binding in self._secretkit_bindings.items()

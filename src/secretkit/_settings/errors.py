@@ -39,8 +39,9 @@ def redact_validation_error(exc: ValidationError, *, notes: Sequence[str] = ()) 
     """
     details: list[InitErrorDetails] = []
     for error in exc.errors(include_url=False):
-        ctx = {k: _safe_ctx(v) for k, v in (error.get("ctx") or {}).items()}
-        detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=MASK, ctx=ctx)
+        detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=MASK)
+        if "ctx" in error:
+            detail["ctx"] = {k: _safe_ctx(v) for k, v in error["ctx"].items()}
         try:
             ValidationError.from_exception_data(exc.title, [detail])
         except (KeyError, TypeError, ValueError):
