@@ -81,7 +81,18 @@ def hostile_setting(rng: random.Random) -> str:
     if rng.random() < 0.7:
         return hostile_url(rng)
     return rng.choice(
-        ["", "\udcff\udcfe", "x" * 300, "..", "../../etc", "us-east-1", "-1", "eu west", "A" * MEGABYTE]
+        [
+            "",
+            "\udcff\udcfe",
+            "x" * 300,
+            "..",
+            "../../etc",
+            "us-east-1",
+            "-1",
+            "eu west",
+            "A" * MEGABYTE,
+            "/dev/zero",
+        ]
     )
 
 
@@ -104,6 +115,7 @@ def hostile_name(rng: random.Random, work: Path) -> str:
             "dotenv://../../etc/passwd#root",
             f"dotenv://{work}/../.env#X",
             "file:///../etc/passwd",
+            "file:///dev/zero",
             f"file://{work}/../secret.txt",
             "vault://secret/app#k",
             "vault://secret/app/../../sys/policy/root?engine=generic",
