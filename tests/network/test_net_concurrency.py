@@ -95,3 +95,20 @@ async def test_cancelled_awaiter_does_not_cancel_the_shared_flight(remote: Remot
     finally:
         remote.proxy.set("pass")
         store.close()
+
+
+def test_aws_batch_calls_of_one_prefetch_run_side_by_side(remotes: GetRemote) -> None:
+    """60 AWS secrets (three 20-secret batch calls) at 300 ms cost about one round trip, not three."""
+    remote = remotes("aws-sm")
+    refs = [remote.secret(f"side-{i}") for i in range(60)]
+    store = remote.store(deadline=5.0)
+    try:
+        remote.proxy.set("latency", 300)
+        started = time.perf_counter()
+        assert store.prefetch(refs) == {}
+        took = time.perf_counter() - started
+        # One call after another would take at least 3 x 300 ms.
+        assert took < 0.8, f"prefetch of 60 took {took:.2f} s"
+    finally:
+        remote.proxy.set("pass")
+        store.close()
