@@ -23,6 +23,7 @@ __all__ = [
     "AccessDenied",
     "fresh",
     "shown",
+    "without_userinfo",
     "BackendUnavailable",
     "ConfigurationError",
     "InvalidReference",
@@ -112,12 +113,21 @@ _USERINFO = re.compile(r"(://)[^/@#?]*@")
 _QUERY_VALUE = re.compile(r"(=)[^&#]*")
 
 
+def without_userinfo(text: str) -> str:
+    """``text`` with the user-info of every URL in it replaced (``https://***@vault:8200``).
+
+    Backends and SDKs put addresses in their messages, and an address may carry a token
+    (``VAULT_ADDR=https://s.abc@vault``): no message secretkit passes on shows one.
+    """
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
+
 def shown(name: str) -> str:
     """``name`` as an error message may show it: quoted, cut, without URL user-info or query values.
 
     A name can be a secret pasted into the wrong place (``postgres://admin:pw@db/app``).
     """
-    text = _USERINFO.sub(r"\1***@", name)
+    text = without_userinfo(name)
     query_at = text.find("?")
     if query_at >= 0:
         text = text[:query_at] + _QUERY_VALUE.sub(r"\1***", text[query_at:])

@@ -25,6 +25,7 @@ from ._errors import (
     SecretNotFound,
     fresh,
     shown,
+    without_userinfo,
 )
 from ._events import AccessEvent, Counters, Outcome
 from ._redact import redact, remember
@@ -1305,13 +1306,13 @@ def _scrubbed(exc: BaseException) -> BaseException:
         text = str(exc)
     except Exception:
         return ScrubbedError(type(exc).__name__)
-    clean = redact(text)
+    clean = without_userinfo(redact(text))
     if clean == text:
         return exc
     try:
         copy = exc.__class__.__new__(exc.__class__)
         copy.args = (clean,)
-        if redact(str(copy)) == str(copy):
+        if without_userinfo(redact(str(copy))) == str(copy):
             return copy
     except Exception:  # noqa: S110 - an exception class whose __str__ needs its attributes
         pass
@@ -1324,8 +1325,11 @@ def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:
             exc.name = name
         if exc.backend is None:
             exc.backend = scheme
+        if len(exc.args) == 1 and isinstance(exc.args[0], str):
+            # A backend's own message may quote an address it was configured with.
+            exc.args = (without_userinfo(redact(exc.args[0])),)
         return exc
-    detail = redact(str(exc))
+    detail = without_userinfo(redact(str(exc)))
     if len(detail) > 200:
         detail = detail[:200] + "..."
     err = BackendUnavailable(

@@ -281,3 +281,28 @@ def test_expired_failures_are_purged() -> None:
         with pytest.raises(SecretNotFound):
             store.get(f"late-{i}")
     assert store.stats()["negative"] < 200
+
+
+class _AddressQuotingBackend:
+    """A backend whose errors quote the address it was configured with, token in the user-info."""
+
+    scheme = "quoting"
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+
+    def fetch(self, ref: SecretRef) -> Fetched:
+        raise self.error(f"could not log in to https://{PASSWORD}@vault.internal:8200/v1/auth")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("error", [ConfigurationError, RuntimeError])
+def test_an_address_with_user_info_in_a_backend_error_is_not_echoed(error: type[Exception]) -> None:
+    """A token in a URL's user-info, quoted by a backend or its SDK, is not in the error or its cause."""
+    with pytest.raises(SecretkitError) as info:
+        SecretStore([_AddressQuotingBackend(error)]).get("ANY_NAME")
+    shown = "".join(traceback.TracebackException.from_exception(info.value).format())
+    assert PASSWORD not in shown
+    assert "vault.internal:8200" in shown  # the address itself still says where
