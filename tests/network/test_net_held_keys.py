@@ -47,6 +47,29 @@ def test_held_key_is_served_at_once_whatever_the_refresh_does(
         store.close()
 
 
+def test_held_key_queued_behind_a_hung_refresh_is_served_at_once(remote: Remote) -> None:
+    """A key whose refresh waits behind another key's hung refresh is still served at once once it expires."""
+    first, second = remote.secret(VALUE), remote.secret(VALUE)
+    store = remote.store(ttl=1.0, refresh_ahead=0.5, jitter=0.0, max_stale=3600, deadline=2.0)
+    try:
+        store.get(first)
+        time.sleep(0.3)
+        store.get(second)  # loaded 0.3 s later: due, and expired, 0.3 s after the first
+        remote.proxy.set("blackhole")
+        time.sleep(0.25)
+        store.get(first)  # 0.55 s: starts the first refresh, which hangs for the 2 s deadline
+        time.sleep(0.3)
+        store.get(second)  # 0.85 s: the second key's refresh is asked for while the first hangs
+        time.sleep(0.55)  # 1.4 s: the second key has expired; its refresh has not run yet
+        started = time.perf_counter()
+        assert store.get(second).reveal() == VALUE
+        took = time.perf_counter() - started
+        assert took < WAITED, f"the held key waited {took:.2f} s"
+    finally:
+        remote.proxy.set("pass")
+        store.close()
+
+
 def test_due_keys_are_refreshed_concurrently(remotes: object) -> None:
     """Eight expired Vault keys (no batch API) refresh together, not one round trip after another."""
     from collections.abc import Callable
