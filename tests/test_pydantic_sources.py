@@ -285,3 +285,18 @@ def test_a_secret_typed_field_from_a_plain_variable_is_masked_in_logs(
     settings = Typed.from_store(store)
     line = redact(f"key {settings.session_key.get_secret_value()} in {settings.app_env}")
     assert line == "key ********** in production-eu-4411"
+
+
+def test_a_live_field_from_a_secrets_dir_file_follows_the_file(store: SecretStore, empty_cwd: Path) -> None:
+    """A LiveSecret field read from a secrets_dir file reads that file through the store."""
+    secrets = empty_cwd / "secrets"
+    secrets.mkdir()
+    (secrets / "api_token").write_text("file-token-1c9e")
+
+    class FromFile(SecretkitSettings):
+        model_config = SettingsConfigDict(secrets_dir=secrets)
+        api_token: LiveSecret[str]
+
+    settings = FromFile.from_store(store)
+    assert settings.api_token.reveal() == "file-token-1c9e"
+    assert settings.secretkit_bindings() == {"api_token": f"file://{(secrets / 'api_token').resolve()}"}
