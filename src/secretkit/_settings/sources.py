@@ -12,7 +12,6 @@ store's chain (its remote backends) for fields no other source set.
 from __future__ import annotations
 
 import fnmatch
-import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -279,22 +278,19 @@ _OURS: dict[type[PydanticBaseSettingsSource], type[PydanticBaseSettingsSource]] 
 
 
 def secretkit_version_of(source: Any) -> Any:
-    """The secretkit subclass of one of pydantic-settings' own sources, built with the same settings.
+    """The secretkit subclass of one of pydantic-settings' own sources, in the same state.
 
     Anything else (a custom source, a subclass of theirs) is returned as it is.
     """
     ours = _OURS.get(type(source))
     if ours is None:
         return source
-    # Every argument of these classes is kept as an attribute of the same name; building from
-    # the signature follows the arguments a pydantic-settings release has.
-    parameters = inspect.signature(type(source).__init__).parameters
-    arguments = {
-        name: getattr(source, name)
-        for name in parameters
-        if name not in ("self", "settings_cls") and hasattr(source, name)
-    }
-    return ours(source.settings_cls, **arguments)
+    # A copy of the instance under the subclass: these sources read the environment and the
+    # .env files when they are built, and a copy reads nothing twice. The subclasses add no
+    # state of their own at construction.
+    twin = object.__new__(ours)
+    twin.__dict__.update(source.__dict__)
+    return twin
 
 
 # -- Ref(...) fields and the store's chain ------------------------------------------------------
