@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from secretkit import Fetched, LiveSecret, Secret, SecretRef, SecretStore
@@ -300,3 +300,32 @@ def test_a_live_field_from_a_secrets_dir_file_follows_the_file(store: SecretStor
     settings = FromFile.from_store(store)
     assert settings.api_token.reveal() == "file-token-1c9e"
     assert settings.secretkit_bindings() == {"api_token": f"file://{(secrets / 'api_token').resolve()}"}
+
+
+def test_an_extra_dotenv_key_holding_a_reference_is_resolved_when_extras_are_allowed(
+    store: SecretStore, empty_cwd: Path
+) -> None:
+    """With extra="allow", a .env key that is no field's becomes an extra input holding the secret."""
+    (empty_cwd / ".env").write_text("SIDE_TOKEN=memory://api-token\n")
+
+    class Extras(SecretkitSettings):
+        model_config = SettingsConfigDict(env_file=".env", extra="allow")
+
+    settings = Extras.from_store(store)
+    assert settings.model_extra == {"side_token": API_TOKEN}
+    assert API_TOKEN not in repr(settings)
+
+
+def test_an_extra_dotenv_reference_is_not_fetched_when_extras_are_refused(
+    store: SecretStore, memory: CountingBackend, empty_cwd: Path
+) -> None:
+    """With extra="forbid", the error for a .env key that is no field's costs no fetch."""
+    (empty_cwd / ".env").write_text("SIDE_TOKEN=memory://api-token\n")
+
+    class Strict(SecretkitSettings):
+        model_config = SettingsConfigDict(env_file=".env", extra="forbid")
+
+    with pytest.raises(ValidationError) as info:
+        Strict.from_store(store)
+    assert [error["type"] for error in info.value.errors()] == ["extra_forbidden"]
+    assert (memory.batch_calls, memory.fetch_calls) == (0, 0)

@@ -65,6 +65,11 @@ class _Secretkit(_Base):
             self._secretkit_solo = Build()
         return self._secretkit_solo
 
+    def _secretkit_begin(self) -> Build:
+        """The build for this call: a source kept and called again plans and fetches again."""
+        self._secretkit_solo = None
+        return self._secretkit_build()
+
     def secretkit_claimed(self) -> set[str]:
         """The fields that the sources before this one set."""
         state = self.current_state
@@ -141,10 +146,10 @@ class _EnvVars(_Secretkit, _EnvBase):
         delimiter = self.env_nested_delimiter
         names_of_fields: set[str] = set()
         for name, field in self.settings_cls.model_fields.items():
-            if marker(field) is not None:
-                continue
             names = [env_name for _, env_name, _ in self._extract_field_info(field, name)]
             names_of_fields.update(names)
+            if marker(field) is not None:
+                continue
             keys = [next((n for n in names if self.env_vars.get(n) is not None), None)]
             if delimiter:
                 prefixes = tuple(f"{n}{delimiter}" for n in names)
@@ -159,7 +164,9 @@ class _EnvVars(_Secretkit, _EnvBase):
                 refs.update(dict.fromkeys(references, name))
                 if held:
                     claimed.add(name)
-        if self._secretkit_extras:
+        # Keys that are no field's reach the model only as extra inputs; with `extra` other than
+        # "allow" they are refused or dropped, so fetching their secrets would be wasted.
+        if self._secretkit_extras and self.config.get("extra") == "allow":
             for key, value in self.env_vars.items():
                 if key not in names_of_fields and key not in refs and _registry.is_reference(value):
                     refs[key] = key
@@ -167,7 +174,7 @@ class _EnvVars(_Secretkit, _EnvBase):
         return [str(self.env_vars[key]) for key in refs]
 
     def __call__(self) -> dict[str, Any]:
-        build = self._secretkit_build()
+        build = self._secretkit_begin()
         failures = build.prefetch(self)
         refs: dict[str, str] = getattr(self, "_secretkit_refs", {})
         drop: set[str] = getattr(self, "_secretkit_drop", set())
@@ -248,6 +255,7 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
         return value, key, value_is_complex
 
     def __call__(self) -> dict[str, Any]:
+        self._secretkit_begin()
         data = super().__call__()
         self._secretkit_raise()
         return data
@@ -437,7 +445,7 @@ class SecretkitSettingsSource(_Secretkit, PydanticBaseEnvSettingsSource):
         return value, key, False
 
     def __call__(self) -> dict[str, Any]:
-        build = self._secretkit_build()
+        build = self._secretkit_begin()
         failures: Mapping[str, SecretkitError] = build.prefetch(self)
         store = self.store
         plans = self._plans_made if self._plans_made is not None else self._plans(self.secretkit_claimed())
