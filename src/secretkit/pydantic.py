@@ -96,11 +96,12 @@ def _with_secretkit_sources(customise: Callable[..., tuple[PydanticBaseSettingsS
 class SecretkitSettings(BaseSettings):
     """``BaseSettings`` plus secrets, and ``refresh()``.
 
-    Every source is pydantic-settings' own (keyword arguments, the environment, ``env_file``,
-    ``secrets_dir``), subclassed so that a value that is a reference (``vault://...``) gives
-    the secret it names; then secretkit's source reads ``Ref(...)`` fields and asks the
-    store's chain for fields nothing else set. A ``settings_customise_sources`` override
-    receives the secretkit versions of pydantic-settings' sources.
+    The sources are pydantic-settings' own - keyword arguments, then the environment,
+    ``env_file`` and ``secrets_dir`` subclassed so that a value that is a reference
+    (``vault://...``) gives the secret it names - and last secretkit's source, which reads
+    ``Ref(...)`` fields and asks the store's chain for fields nothing else set. A
+    ``settings_customise_sources`` override receives the secretkit versions of
+    pydantic-settings' sources.
 
     The store is the one given to ``from_store``, else the class's ``secretkit_store``,
     else ``secretkit.default_store()``. A ``ValidationError`` from building or refreshing
