@@ -75,6 +75,14 @@ class Workload:
                 raise TimeoutError(f"the {target} workers made no progress for {timeout} s")
             time.sleep(0.01)
 
+    def wait_for_failure(self, target: str, timeout: float = 60.0) -> None:
+        """Return once a worker of ``target`` has failed (a baseline must, once it reconnects)."""
+        deadline = time.monotonic() + timeout
+        while not self._targets[target].failed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {target} call failed in {timeout} s")
+            time.sleep(0.01)
+
     def ok(self, target: str) -> int:
         return self._targets[target].ok
 

@@ -58,7 +58,6 @@ async def create_pool(
         pending=pending,
         store=store,
     )
-    state: dict[str, Any] = {"expired_for": None}
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
         return await _connect(credential, args, kwargs)
@@ -66,10 +65,9 @@ async def create_pool(
     async def rotation_setup(connection: Any) -> None:
         login = getattr(connection, "secretkit_login", None)
         if login is not None and not credential.is_current(login):
-            now = credential.current()
-            if state["expired_for"] is not now:  # one expiry per new login is enough
-                state["expired_for"] = now
-                await pool.expire_connections()
+            # Every connection opened before now is replaced at its next acquire; that also
+            # covers one opened with the old login while the rotation was being noticed.
+            await pool.expire_connections()
         if setup is not None:
             await setup(connection)
 

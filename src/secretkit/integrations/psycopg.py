@@ -4,7 +4,8 @@ A pool opens connections through :class:`RotatingConnection`, which takes its lo
 secretkit and, when refused, retries with the refreshed then the pending value. The pool's
 ``check`` (run at every checkout) notices a rotation and drains the pool: idle connections
 are replaced at once, those in use when they come back. The checkout in progress keeps its
-connection, whose session the database does not end when a password changes.
+connection, whose session the database does not end when a password changes; a stale
+connection checked out after the drain is discarded and another handed out.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingDependency("psycopg integration", "psycopg and psycopg-pool", "psycopg") from exc
 
-__all__ = ["AsyncRotatingConnection", "RotatingConnection", "async_connection_pool", "connection_pool"]
+__all__ = [
+    "AsyncRotatingConnection",
+    "RotatingConnection",
+    "StaleConnection",
+    "async_connection_pool",
+    "connection_pool",
+]
 
 #: Logins tried per new connection: the current one, the refreshed one, the pending one.
 MAX_ATTEMPTS = 3
@@ -83,24 +90,32 @@ class AsyncRotatingConnection(psycopg.AsyncConnection[Any]):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class StaleConnection(psycopg.OperationalError):
+    """Raised by the pool's check for a connection opened with a login that has rotated away.
+
+    The pool discards it and hands out another: the caller never sees this error.
+    """
+
+
 class _Rotation:
-    """Decides, at checkout, whether a rotation has happened that the pool has not yet drained for."""
+    """Decides, at checkout, what a rotation means for the connection being checked out."""
 
     def __init__(self, credential: Credential[Login]) -> None:
         self.credential = credential
         self._drained_for: Login | None = None
 
-    def needs_drain(self, conn: Any) -> bool:
+    def verdict(self, conn: Any) -> str:
+        """``"ok"``; ``"drain"`` the pool (the first stale connection after a rotation, which
+        keeps its work); or ``"discard"`` this one (opened with the old login after the drain,
+        by a connect that read the login just before the rotation was seen)."""
         login = getattr(conn, "secretkit_login", None)
         if login is None or self.credential.is_current(login):
-            return False
-        # Every stale connection checked out after a rotation would drain again; one drain
-        # per new login covers every connection opened before it.
+            return "ok"
         now = self.credential.current()
         if self._drained_for is now:
-            return False
+            return "discard"
         self._drained_for = now
-        return True
+        return "drain"
 
 
 def connection_pool(
@@ -133,8 +148,12 @@ def connection_pool(
     pools: list[ConnectionPool[Any]] = []
 
     def rotation_check(conn: Any) -> None:
-        if rotation.needs_drain(conn):
+        verdict = rotation.verdict(conn)
+        if verdict == "drain":
             pools[0].drain()
+        elif verdict == "discard":
+            conn.close()
+            raise StaleConnection("the connection's login has rotated")
         if check is not None:
             check(conn)
 
@@ -176,8 +195,12 @@ def async_connection_pool(
     pools: list[AsyncConnectionPool[Any]] = []
 
     async def rotation_check(conn: Any) -> None:
-        if rotation.needs_drain(conn):
+        verdict = rotation.verdict(conn)
+        if verdict == "drain":
             await pools[0].drain()
+        elif verdict == "discard":
+            await conn.close()
+            raise StaleConnection("the connection's login has rotated")
         if check is not None:
             await check(conn)
 
