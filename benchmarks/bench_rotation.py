@@ -136,6 +136,7 @@ class Bench:
                 }
             )
             self.postgres, self.moto = postgres, moto
+            self.aws_current = AwsCurrentProxy(moto.url)
             self.sm = moto.client("secretsmanager")
             mode = "quick" if self.quick else "full"
             print(
@@ -330,7 +331,7 @@ class Bench:
                 "--secret-id",
                 secret_id,
                 "--endpoint",
-                self.moto.url,
+                self.aws_current.url,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -349,6 +350,57 @@ class Bench:
             return None
         out, _ = process.communicate("stop\n", timeout=120)
         return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+class AwsCurrentProxy:
+    """A pass-through to moto that reads ``AWSCURRENT`` where a ``GetSecretValue`` names no version.
+
+    AWS answers such a request with the version labelled ``AWSCURRENT``; moto answers with
+    the version that was current before the last ``UpdateSecretVersionStage``, so a client
+    that relies on the default (AWS's wrapper does) would read the old password forever.
+    The peer talks to moto through this, so it is measured against AWS's behaviour.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the name http.server calls
+                proxy._forward(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.upstream = upstream
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def _forward(self, handler: Any) -> None:
+        import urllib.error
+        import urllib.request
+
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if handler.headers.get("X-Amz-Target", "").endswith(".GetSecretValue"):
+            request = json.loads(body)
+            if not request.get("VersionId") and not request.get("VersionStage"):
+                body = json.dumps({**request, "VersionStage": "AWSCURRENT"}).encode()
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "content-length")}
+        url = self.upstream + handler.path
+        forwarded = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(forwarded, timeout=30) as response:  # noqa: S310 - our own moto
+                status, payload, kind = response.status, response.read(), response.headers.get("Content-Type")
+        except urllib.error.HTTPError as error:
+            status, payload, kind = error.code, error.read(), error.headers.get("Content-Type")
+        handler.send_response(status)
+        handler.send_header("Content-Type", kind or "application/x-amz-json-1.1")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
 
 
 def _engine_query(engine: Any, users: set[str] | None = None) -> Any:
