@@ -708,3 +708,26 @@ def test_invalidate_during_a_load_drops_that_load(clock: FakeClock) -> None:
     reader.join(5)
     assert result == ["a1"]
     assert "A" not in store._entries
+
+
+def test_a_hung_refresh_does_not_hold_back_another_backends_refresh(clock: FakeClock) -> None:
+    """A refresh stuck in one backend leaves later refreshes of other keys free to run."""
+    hung = GatedBackend({"H": "h-1"}, scheme="hung")
+    other = MemoryBackend({"O": "o-1"}, scheme="other")
+    store = SecretStore([], reference_backends=[hung, other], ttl=100, jitter=0.0, clock=clock)
+    hung.gate.set()
+    store.get("hung://H")
+    store.get("other://O")
+    hung.gate.clear()
+    hung.entered.clear()
+    clock.advance(85)  # both in their refresh window
+    store.get("hung://H")
+    assert hung.entered.wait(5)  # its refresh now hangs in the backend
+    other.set("O", "o-2")
+    store.get("other://O")
+    deadline = time.monotonic() + 5
+    while store.get("other://O").reveal() != "o-2" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.get("other://O").reveal() == "o-2"
+    hung.gate.set()
+    assert store.wait_idle(5)

@@ -58,6 +58,8 @@ DEFAULT_DEADLINE = 5.0
 DEFAULT_CONCURRENCY = 8
 # Threads that run loads for prefetch, batched refreshes and async readers.
 _LOADERS = 32
+# Refresh batches in progress at once.
+_REFRESHERS = 4
 
 
 class _Failure:
@@ -194,6 +196,9 @@ class SecretStore:
         self._idle_waiters = 0
         self._lanes: dict[str, Runner] = {}
         self._loader = Runner(_LOADERS, "secretkit-load")
+        # Refresh batches; each hands its loads to the loader, never the other way round,
+        # so the two pools cannot wait on each other.
+        self._refresher = Runner(_REFRESHERS, "secretkit-refresh")
 
     def __repr__(self) -> str:
         chain = ", ".join(b.scheme for b in self._chain)
@@ -321,10 +326,13 @@ class SecretStore:
                 return self._start(name, "refresh", inline)  # a local re-read: a stat and a small read
             stale = now >= entry.expires_at
             if now < entry.stale_until and (
-                not stale or name in self._flights or isinstance(entry.last_error, BackendUnavailable)
+                not stale
+                or name in self._flights
+                or name in self._queued  # its refresh waits behind others: it is begun
+                or isinstance(entry.last_error, BackendUnavailable)
             ):
-                # A held value is returned at once while its refresh runs, however slow, or
-                # fails. Past its life with no refresh begun (nobody read it in its
+                # A held value is returned at once while its refresh is queued or runs,
+                # however slow, or fails. Past its life with no refresh begun (nobody read it in its
                 # refresh-ahead window), the reader fetches, bounded by the deadline, and
                 # is given the held value if that fails.
                 if now >= entry.retry_at:
@@ -902,15 +910,20 @@ class SecretStore:
                 self._queue.clear()
                 self._queued.difference_update(batch)
                 self._refreshing += 1
-            try:
-                self._refresh_batch(batch)
-            except Exception:
-                log.exception("secretkit: background refresh failed unexpectedly")
-            finally:
-                with self._lock:
-                    self._refreshing -= 1
-                    if self._idle_waiters:
-                        self._idle.notify_all()
+            # Handed off, not run here: a batch hung until its deadline must not hold back
+            # the refreshes that come due after it (another backend's, most of all).
+            self._refresher.submit(self._refresh_job, batch)
+
+    def _refresh_job(self, batch: list[str]) -> None:
+        try:
+            self._refresh_batch(batch)
+        except Exception:
+            log.exception("secretkit: background refresh failed unexpectedly")
+        finally:
+            with self._lock:
+                self._refreshing -= 1
+                if self._idle_waiters:
+                    self._idle.notify_all()
 
     def _refresh_batch(self, names: list[str]) -> None:
         # Secrets of a batching backend that are close to due ride along with the ones that
@@ -1081,7 +1094,7 @@ class SecretStore:
             self._closed = True
             self._wakeup.notify_all()
             owned = list(dict.fromkeys(self._owned))
-            runners = [self._loader, *self._lanes.values()]
+            runners = [self._loader, self._refresher, *self._lanes.values()]
         for runner in runners:
             runner.close()
         for backend in owned:
