@@ -7,6 +7,8 @@ written straight to the servers (not through the proxy), under names unique to e
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,11 @@ def remotes(
         for backend in remote.made:
             backend.close()
         remote.proxy.stop()
+    # Sweep the sockets cut connections left behind now, while their warning is ignored
+    # (NETWORK_TEST), rather than in some later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture(params=REMOTES)

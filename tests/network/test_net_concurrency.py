@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from network._remotes import REMOTES, Remote
+from network._remotes import NETWORK_TEST, REMOTES, Remote
 from secretkit import BackendUnavailable, SecretStore
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 GetRemote = Callable[[str], Remote]
 

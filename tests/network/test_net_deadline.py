@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from network._remotes import Remote, time_to_success
+from network._remotes import NETWORK_TEST, Remote, time_to_success
 from secretkit import BackendUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 VALUE = "cold-value-91c2"
 SLACK = 0.75  # seconds past the deadline allowed for thread scheduling on a loaded machine

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from network._remotes import Remote
+from network._remotes import NETWORK_TEST, Remote
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 VALUE = "held-value-7f3a"
 WAITED = 0.5  # seconds: a read that waited on the network would take the 1 s deadline

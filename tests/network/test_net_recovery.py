@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from network._remotes import Remote, time_to_success
+from network._remotes import NETWORK_TEST, Remote, time_to_success
 from secretkit import BackendUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 VALUE = "recovering-value-4be0"
 

@@ -12,12 +12,10 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
-from network._remotes import Remote
+from network._remotes import NETWORK_TEST, Remote
 from secretkit import Secret
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 
 def test_recreated_secret_fires_on_rotate(remote: Remote) -> None:

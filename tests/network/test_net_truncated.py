@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from network._remotes import Remote
+from network._remotes import NETWORK_TEST, Remote
 from secretkit import BackendUnavailable
 
-pytestmark = pytest.mark.slow
+pytestmark = NETWORK_TEST
 
 VALUE = "truncated-value-5d1e"
 
