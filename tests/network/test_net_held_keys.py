@@ -70,6 +70,29 @@ def test_held_key_queued_behind_a_hung_refresh_is_served_at_once(remote: Remote)
         store.close()
 
 
+def test_held_keys_are_served_at_once_while_many_refreshes_hang(remote: Remote) -> None:
+    """Six keys coming due one after another, each refresh hanging, are all served at once past their TTL."""
+    refs = []
+    store = remote.store(ttl=1.0, refresh_ahead=0.5, jitter=0.0, max_stale=3600, deadline=2.0)
+    try:
+        for i in range(6):
+            refs.append(remote.secret(f"{VALUE}-{i}"))
+            store.get(refs[-1])
+            time.sleep(0.05)  # each comes due (and expires) 50 ms after the one before
+        remote.proxy.set("blackhole")
+        worst, until = 0.0, time.perf_counter() + 1.4  # past every key's expiry, inside the deadline
+        while time.perf_counter() < until:
+            for ref in refs:
+                started = time.perf_counter()
+                store.get(ref)
+                worst = max(worst, time.perf_counter() - started)
+            time.sleep(0.02)
+        assert worst < WAITED, f"a held key waited {worst:.2f} s"
+    finally:
+        remote.proxy.set("pass")
+        store.close()
+
+
 def test_due_keys_are_refreshed_concurrently(remotes: object) -> None:
     """Eight expired Vault keys (no batch API) refresh together, not one round trip after another."""
     from collections.abc import Callable
