@@ -6,14 +6,14 @@ import base64
 import hmac
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from .._errors import ConfigurationError
 from .._secret import Secret
 from .._store import SecretStore
-from ._credentials import Credential
+from ._credentials import Credential, pending_reference
 
-__all__ = ["AUTH_STATUSES", "Header", "header_credential"]
+__all__ = ["AUTH_STATUSES", "Header", "HeaderAuth", "header_credential"]
 
 #: The answers that mean "this credential is not (or no longer) accepted".
 AUTH_STATUSES = frozenset({401, 403})
@@ -64,6 +64,52 @@ def header_credential(
 
     pendings = None if pending is None else [pending]
     return Credential([name], build, Header.same, pending=pendings, store=store)
+
+
+class HeaderAuth:
+    """The options, constructors and ``repr`` of ``SecretAuth``, the same for httpx and requests.
+
+    Each library's ``SecretAuth`` subclasses this and its library's auth base, and adds only
+    how a request is sent again after a refusal.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        kind: str = "bearer",
+        header: str = "Authorization",
+        prefix: str | None = None,
+        username: str | None = None,
+        pending: str | None = None,
+        store: SecretStore | None = None,
+    ) -> None:
+        if prefix is None:
+            prefix = "Bearer " if kind == "bearer" else ""
+        self.credential: Credential[Header] = header_credential(
+            name,
+            kind=kind,
+            header=header,
+            prefix=prefix,
+            username=username,
+            pending=pending if pending is not None else pending_reference(name),
+            store=store,
+        )
+        #: Requests sent again after a refusal (a measure: at most one per request).
+        self.resent = 0
+
+    @classmethod
+    def header(cls, name: str, header: str = "X-API-Key", **kwargs: Any) -> Self:
+        """Send the secret as the whole value of ``header``."""
+        return cls(name, kind="header", header=header, **kwargs)
+
+    @classmethod
+    def basic(cls, name: str, *, username: str | None = None, **kwargs: Any) -> Self:
+        """HTTP basic auth from a JSON secret (``username``, ``password``), or ``username=`` + a password."""
+        return cls(name, kind="basic", username=username, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SecretAuth({self.credential.names[0]!r})"
 
 
 def _basic_pair(secret: Secret[Any], value: Any, username: str | None) -> tuple[str, str]:

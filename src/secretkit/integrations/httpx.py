@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Generator
-from typing import Any
 
 from .._errors import MissingDependency
-from .._store import SecretStore
-from ._credentials import Credential, pending_reference
-from ._http import AUTH_STATUSES, Header, header_credential
+from ._http import AUTH_STATUSES, HeaderAuth
 
 try:
     import httpx
@@ -24,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 __all__ = ["SecretAuth"]
 
 
-class SecretAuth(httpx.Auth):
+class SecretAuth(HeaderAuth, httpx.Auth):
     """Authenticate each request with the secret ``name``, read through the store's cache.
 
     ``SecretAuth("API_TOKEN")`` sends ``Authorization: Bearer <token>``;
@@ -34,41 +31,6 @@ class SecretAuth(httpx.Auth):
     """
 
     requires_request_body = True  # a resend needs the body again
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        kind: str = "bearer",
-        header: str = "Authorization",
-        prefix: str | None = None,
-        username: str | None = None,
-        pending: str | None = None,
-        store: SecretStore | None = None,
-    ) -> None:
-        if prefix is None:
-            prefix = "Bearer " if kind == "bearer" else ""
-        self.credential: Credential[Header] = header_credential(
-            name,
-            kind=kind,
-            header=header,
-            prefix=prefix,
-            username=username,
-            pending=pending if pending is not None else pending_reference(name),
-            store=store,
-        )
-        #: Requests sent again after a refusal (a measure: at most one per request).
-        self.resent = 0
-
-    @classmethod
-    def header(cls, name: str, header: str = "X-API-Key", **kwargs: Any) -> SecretAuth:
-        """Send the secret as the whole value of ``header``."""
-        return cls(name, kind="header", header=header, **kwargs)
-
-    @classmethod
-    def basic(cls, name: str, *, username: str | None = None, **kwargs: Any) -> SecretAuth:
-        """HTTP basic auth from a JSON secret (``username``, ``password``), or ``username=`` + a password."""
-        return cls(name, kind="basic", username=username, **kwargs)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         sent = self.credential.current()
@@ -94,6 +56,3 @@ class SecretAuth(httpx.Auth):
                 request.headers[recovered.name] = recovered.value
                 self.resent += 1
                 yield request
-
-    def __repr__(self) -> str:
-        return f"SecretAuth({self.credential.names[0]!r})"

@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import MissingDependency
-from .._store import SecretStore
-from ._credentials import Credential, pending_reference
-from ._http import AUTH_STATUSES, Header, header_credential
+from ._http import AUTH_STATUSES, HeaderAuth
 
 try:
     import requests
@@ -25,46 +23,11 @@ __all__ = ["SecretAuth"]
 _SENT = "secretkit_sent"
 
 
-class SecretAuth(AuthBase):
+class SecretAuth(HeaderAuth, AuthBase):
     """``requests.get(url, auth=SecretAuth("API_TOKEN"))``: a bearer token, a header, or basic auth.
 
     Same options as :class:`secretkit.integrations.httpx.SecretAuth`.
     """
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        kind: str = "bearer",
-        header: str = "Authorization",
-        prefix: str | None = None,
-        username: str | None = None,
-        pending: str | None = None,
-        store: SecretStore | None = None,
-    ) -> None:
-        if prefix is None:
-            prefix = "Bearer " if kind == "bearer" else ""
-        self.credential: Credential[Header] = header_credential(
-            name,
-            kind=kind,
-            header=header,
-            prefix=prefix,
-            username=username,
-            pending=pending if pending is not None else pending_reference(name),
-            store=store,
-        )
-        #: Requests sent again after a refusal (a measure: at most one per request).
-        self.resent = 0
-
-    @classmethod
-    def header(cls, name: str, header: str = "X-API-Key", **kwargs: Any) -> SecretAuth:
-        """Send the secret as the whole value of ``header``."""
-        return cls(name, kind="header", header=header, **kwargs)
-
-    @classmethod
-    def basic(cls, name: str, *, username: str | None = None, **kwargs: Any) -> SecretAuth:
-        """HTTP basic auth from a JSON secret (``username``, ``password``), or ``username=`` + a password."""
-        return cls(name, kind="basic", username=username, **kwargs)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         sent = self.credential.current()
@@ -92,6 +55,3 @@ class SecretAuth(AuthBase):
         again.history.append(response)
         again.request = retry
         return again
-
-    def __repr__(self) -> str:
-        return f"SecretAuth({self.credential.names[0]!r})"
