@@ -10,9 +10,10 @@ current value moves on, so every thread does not rediscover it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .._api import default_store
@@ -24,6 +25,7 @@ from .._store import SecretStore
 __all__ = ["Credential", "Login", "database_login", "is_auth_error", "pending_reference"]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 #: PostgreSQL's invalid_password and invalid_authorization_specification.
 AUTH_SQLSTATES = frozenset({"28P01", "28000"})
@@ -37,6 +39,8 @@ _AUTH_MESSAGES = (
 )
 #: How many refused values a credential remembers (a rotation refuses one or two).
 REFUSED_KEPT = 4
+#: Logins tried per new connection: the current one, the refreshed one, the pending one.
+MAX_ATTEMPTS = 3
 #: MySQL's ER_ACCESS_DENIED_ERROR, for pymysql/mysqlclient errors whose args[0] is the code.
 _MYSQL_ACCESS_DENIED = 1045
 
@@ -327,3 +331,47 @@ def _login_from_json(secrets: Sequence[Secret[Any]]) -> Login:
         None if port is None or port == "" else int(port),
         None if value.get("dbname") is None else str(value["dbname"]),
     )
+
+
+#: The errors a driver raises for a failed connect, of which :func:`is_auth_error` picks the refusals.
+ConnectErrors = type[Exception] | tuple[type[Exception], ...]
+
+
+def connect_with(
+    credential: Credential[Login], connect: Callable[[Login], C], errors: ConnectErrors
+) -> tuple[C, Login]:
+    """``connect(login)`` with the current login; when refused, again with the refreshed then the pending one.
+
+    Returns the connection and the login that opened it, which the pool keeps to notice a rotation.
+    """
+    login = credential.current()
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return connect(login), login
+        except errors as exc:
+            if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
+                raise
+            recovered = credential.recover(login)
+            if recovered is None:
+                raise
+            login = recovered
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def connect_with_async(
+    credential: Credential[Login], connect: Callable[[Login], Awaitable[C]], errors: ConnectErrors
+) -> tuple[C, Login]:
+    """:func:`connect_with` for asyncio drivers."""
+    # The store's reads are cache hits; a miss or a recovery fetches, so run those off the loop.
+    login = await asyncio.to_thread(credential.current)
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return await connect(login), login
+        except errors as exc:
+            if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
+                raise
+            recovered = await asyncio.to_thread(credential.recover, login)
+            if recovered is None:
+                raise
+            login = recovered
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -9,13 +9,12 @@ acquire in progress keeps its connection, whose session a password change does n
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._errors import MissingDependency
 from .._store import SecretStore
-from ._credentials import Credential, Login, database_login, is_auth_error
+from ._credentials import Credential, Login, connect_with_async, database_login
 
 try:
     import asyncpg
@@ -23,9 +22,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingDependency("asyncpg integration", "asyncpg", "asyncpg") from exc
 
 __all__ = ["RotatingConnection", "create_pool"]
-
-#: Logins tried per new connection: the current one, the refreshed one, the pending one.
-MAX_ATTEMPTS = 3
 
 
 class RotatingConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -77,19 +73,10 @@ async def create_pool(
 
 
 async def _connect(credential: Credential[Login], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    # The store's reads are cache hits; a miss or a recovery fetches, so run those off the loop.
-    login = await asyncio.to_thread(credential.current)
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            connection = await asyncpg.connect(*args, **{**kwargs, **login.params("database")})
-        except (asyncpg.PostgresError, OSError) as exc:
-            if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
-                raise
-            recovered = await asyncio.to_thread(credential.recover, login)
-            if recovered is None:
-                raise
-            login = recovered
-        else:
-            connection.secretkit_login = login
-            return connection
-    raise AssertionError("unreachable")  # pragma: no cover
+    connection, login = await connect_with_async(
+        credential,
+        lambda login: asyncpg.connect(*args, **{**kwargs, **login.params("database")}),
+        (asyncpg.PostgresError, OSError),
+    )
+    connection.secretkit_login = login
+    return connection

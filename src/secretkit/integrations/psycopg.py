@@ -10,13 +10,12 @@ connection checked out after the drain is discarded and another handed out.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._errors import MissingDependency
 from .._store import SecretStore
-from ._credentials import Credential, Login, database_login, is_auth_error
+from ._credentials import Credential, Login, connect_with, connect_with_async, database_login
 
 try:
     import psycopg
@@ -32,8 +31,6 @@ __all__ = [
     "connection_pool",
 ]
 
-#: Logins tried per new connection: the current one, the refreshed one, the pending one.
-MAX_ATTEMPTS = 3
 #: The keyword a pool passes its connection class, naming the credential to log in with.
 CREDENTIAL_KWARG = "secretkit_credential"
 
@@ -47,21 +44,14 @@ class RotatingConnection(psycopg.Connection[Any]):
     def connect(  # type: ignore[override]
         cls, conninfo: str = "", *, secretkit_credential: Credential[Login], **kwargs: Any
     ) -> RotatingConnection:
-        login = secretkit_credential.current()
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                conn = super().connect(conninfo, **{**kwargs, **login.params()})
-            except psycopg.OperationalError as exc:
-                if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
-                    raise
-                recovered = secretkit_credential.recover(login)
-                if recovered is None:
-                    raise
-                login = recovered
-            else:
-                conn.secretkit_login = login
-                return conn
-        raise AssertionError("unreachable")  # pragma: no cover
+        base_connect = super().connect
+        conn, login = connect_with(
+            secretkit_credential,
+            lambda login: base_connect(conninfo, **{**kwargs, **login.params()}),
+            psycopg.OperationalError,
+        )
+        conn.secretkit_login = login
+        return conn
 
 
 class AsyncRotatingConnection(psycopg.AsyncConnection[Any]):
@@ -73,21 +63,14 @@ class AsyncRotatingConnection(psycopg.AsyncConnection[Any]):
     async def connect(  # type: ignore[override]
         cls, conninfo: str = "", *, secretkit_credential: Credential[Login], **kwargs: Any
     ) -> AsyncRotatingConnection:
-        login = await asyncio.to_thread(secretkit_credential.current)
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                conn = await super().connect(conninfo, **{**kwargs, **login.params()})
-            except psycopg.OperationalError as exc:
-                if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
-                    raise
-                recovered = await asyncio.to_thread(secretkit_credential.recover, login)
-                if recovered is None:
-                    raise
-                login = recovered
-            else:
-                conn.secretkit_login = login
-                return conn
-        raise AssertionError("unreachable")  # pragma: no cover
+        base_connect = super().connect
+        conn, login = await connect_with_async(
+            secretkit_credential,
+            lambda login: base_connect(conninfo, **{**kwargs, **login.params()}),
+            psycopg.OperationalError,
+        )
+        conn.secretkit_login = login
+        return conn
 
 
 class StaleConnection(psycopg.OperationalError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import MissingDependency
 from .._store import SecretStore
-from ._credentials import Credential, Login, database_login, is_auth_error
+from ._credentials import Credential, Login, connect_with, database_login
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -25,8 +25,6 @@ __all__ = ["attach", "create_async_engine", "create_engine"]
 
 #: Where a pooled connection's record keeps the login it opened with.
 LOGIN_KEY = "secretkit.login"
-#: Logins tried per new connection: the current one, the refreshed one, the pending one.
-MAX_ATTEMPTS = 3
 
 
 def _sqlalchemy() -> Any:
@@ -106,21 +104,13 @@ def attach(engine: Engine | AsyncEngine, credential: Credential[Login]) -> None:
     dbname_key = "dbname" if driver in ("psycopg", "psycopg2", "psycopg2cffi") else "database"
 
     def do_connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        login = credential.current()
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                connection = dialect.connect(*cargs, **{**cparams, **login.params(dbname_key)})
-            except Exception as exc:
-                if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
-                    raise
-                recovered = credential.recover(login)
-                if recovered is None:
-                    raise
-                login = recovered
-            else:
-                record.info[LOGIN_KEY] = login
-                return connection
-        raise AssertionError("unreachable")  # pragma: no cover
+        connection, login = connect_with(
+            credential,
+            lambda login: dialect.connect(*cargs, **{**cparams, **login.params(dbname_key)}),
+            Exception,
+        )
+        record.info[LOGIN_KEY] = login
+        return connection
 
     def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         login = record.info.get(LOGIN_KEY)
