@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +11,8 @@ import pytest
 from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from _pydantic_helpers import BatchMemoryBackend
 from secretkit import (
-    Fetched,
     InvalidReference,
     LiveSecret,
     Secret,
@@ -43,19 +43,6 @@ TTL = 60.0
 class Database(BaseModel):
     host: str
     port: int
-
-
-class BatchMemoryBackend(MemoryBackend):
-    """A memory backend that can fetch many secrets in one call, as AWS and Vault backends do."""
-
-    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
-        out: dict[SecretRef, Fetched | Exception] = {}
-        for ref in refs:
-            try:
-                out[ref] = self.fetch(ref)
-            except Exception as exc:  # reported per ref, as the protocol asks
-                out[ref] = exc
-        return out
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from _pydantic_helpers import BatchMemoryBackend
 from secretkit import Fetched, LiveSecret, Secret, SecretRef, SecretStore
 from secretkit._redact import redact
 from secretkit.backends.env import EnvBackend
@@ -25,19 +25,6 @@ NOT_JSON = "plain-secret-text-7d1c"
 class Database(BaseModel):
     host: str
     password: SecretStr
-
-
-class BatchMemoryBackend(MemoryBackend):
-    """A memory backend that fetches many secrets in one call, as the AWS and Vault backends do."""
-
-    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
-        out: dict[SecretRef, Fetched | Exception] = {}
-        for ref in refs:
-            try:
-                out[ref] = self.fetch(ref)
-            except Exception as exc:  # reported per ref, as the protocol asks
-                out[ref] = exc
-        return out
 
 
 class Unreachable(MemoryBackend):
