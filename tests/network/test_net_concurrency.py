@@ -29,28 +29,34 @@ def test_prefetch_of_40_over_four_backends_costs_about_one_round_trip(remotes: G
     for r in every:
         r.proxy.set("latency", 50)
 
+    # Best of two runs on each side, each from fresh clients (connecting and logging in are
+    # part of a cold start), so a busy machine's hiccup on either side does not decide it.
     singles: dict[str, float] = {}
     for r in every:
-        # A fresh store and backend: connecting and logging in are part of a cold start.
-        single = r.store(deadline=5.0)
+        for _ in range(2):
+            single = r.store(deadline=5.0)
+            try:
+                started = time.perf_counter()
+                single.get(refs[r.scheme][0])
+                took = time.perf_counter() - started
+                singles[r.scheme] = min(took, singles.get(r.scheme, took))
+            finally:
+                single.close()
+
+    names = [ref for r in every for ref in refs[r.scheme]]
+    runs: list[float] = []
+    for _ in range(2):
+        store = SecretStore([], reference_backends=[r.backend() for r in every], deadline=5.0)
         try:
             started = time.perf_counter()
-            single.get(refs[r.scheme][0])
-            singles[r.scheme] = time.perf_counter() - started
+            failed = store.prefetch(names)
+            runs.append(time.perf_counter() - started)
+            assert failed == {}
+            for r in every:
+                assert store.get(refs[r.scheme][-1]).reveal() == f"prefetch-{r.scheme}-9"
         finally:
-            single.close()
-
-    store = SecretStore([], reference_backends=[r.backend() for r in every], deadline=5.0)
-    try:
-        names = [ref for r in every for ref in refs[r.scheme]]
-        started = time.perf_counter()
-        failed = store.prefetch(names)
-        took = time.perf_counter() - started
-        assert failed == {}
-        for r in every:
-            assert store.get(refs[r.scheme][-1]).reveal() == f"prefetch-{r.scheme}-9"
-    finally:
-        store.close()
+            store.close()
+    took = min(runs)
     slowest = max(singles.values())
     shown = {k: round(v * 1000) for k, v in singles.items()}
     assert took <= 2 * slowest, f"prefetch {took * 1000:.0f} ms vs single cold fetches (ms) {shown}"
