@@ -17,10 +17,11 @@ import uuid
 from typing import Any
 
 import psycopg
+import sqlalchemy
 
 from servers.postgres_server import Postgres
 
-__all__ = ["Rotator", "create_app_secret"]
+__all__ = ["Recycler", "Rotator", "create_app_secret"]
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 CLONE_SUFFIX = "_clone"
@@ -122,6 +123,30 @@ class Rotator:
             MoveToVersionId=token,
             RemoveFromVersionId=current,
         )
+
+
+class Recycler:
+    """Makes engines replace every pooled connection at its next checkout, as ``pool_recycle`` does.
+
+    Tests recycle during a rotation, so that pools open new connections in every phase of it.
+    An asyncio engine is recycled through its ``sync_engine``.
+    """
+
+    def __init__(self, *engines: sqlalchemy.Engine) -> None:
+        self.epoch = 0
+        for engine in engines:
+            sqlalchemy.event.listen(engine, "connect", self._connect)
+            sqlalchemy.event.listen(engine, "checkout", self._checkout)
+
+    def recycle(self) -> None:
+        self.epoch += 1
+
+    def _connect(self, dbapi_connection: Any, record: Any) -> None:
+        record.info["epoch"] = self.epoch
+
+    def _checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("epoch", 0) < self.epoch:
+            raise sqlalchemy.exc.DisconnectionError("recycled by the test")
 
 
 def _dsn(document: dict[str, Any]) -> str:

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from integrations.rotation import STEPS, Rotator, create_app_secret
+from integrations.rotation import STEPS, Recycler, Rotator, create_app_secret
 from secretkit import SecretStore
 from secretkit.integrations.asyncpg import create_pool
 from secretkit.integrations.psycopg import async_connection_pool
@@ -85,25 +84,6 @@ def new_rotation(sm: Any, postgres: Postgres) -> tuple[str, Rotator]:
     return f"aws-sm://{name}", Rotator(sm, postgres, name, alternating=False)
 
 
-class Recycle:
-    """Retires every pooled connection of an async engine at its next checkout."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.epoch = 0
-        sqlalchemy.event.listen(engine.sync_engine, "connect", self._connect)
-        sqlalchemy.event.listen(engine.sync_engine, "checkout", self._checkout)
-
-    async def __call__(self) -> None:
-        self.epoch += 1
-
-    def _connect(self, dbapi_connection: Any, record: Any) -> None:
-        record.info["epoch"] = self.epoch
-
-    def _checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if record.info.get("epoch", 0) < self.epoch:
-            raise sqlalchemy.exc.DisconnectionError("recycled by the test")
-
-
 @pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
 async def test_async_engine_runs_every_query_through_rotations(
     driver: str, postgres: Postgres, sm_admin: Any
@@ -113,7 +93,10 @@ async def test_async_engine_runs_every_query_through_rotations(
     with SecretStore([], ttl=2.0) as store:
         await asyncio.to_thread(store.get, ref)  # prefetched: connects then read from the cache
         engine = create_async_engine(f"postgresql+{driver}://", secret=ref, store=store, pool_size=TASKS)
-        recycle = Recycle(engine)
+        recycler = Recycler(engine.sync_engine)
+
+        async def recycle() -> None:
+            recycler.recycle()
 
         async def query() -> object:
             async with engine.connect() as conn:

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.pool import NullPool
 
-from integrations.rotation import STEPS, Rotator, create_app_secret
+from integrations.rotation import STEPS, Recycler, Rotator, create_app_secret
 from integrations.workload import Workload
 from secretkit import SecretStore
 from secretkit.integrations.psycopg import connection_pool
@@ -54,26 +54,6 @@ def engine_query(engine: sqlalchemy.Engine) -> Any:
             return conn.execute(sqlalchemy.text("select current_user")).scalar_one()
 
     return query
-
-
-class Recycler:
-    """Makes engines replace every pooled connection at its next checkout, as ``pool_recycle`` does."""
-
-    def __init__(self, *engines: sqlalchemy.Engine) -> None:
-        self.epoch = 0
-        for engine in engines:
-            sqlalchemy.event.listen(engine, "connect", self._connect)
-            sqlalchemy.event.listen(engine, "checkout", self._checkout)
-
-    def recycle(self) -> None:
-        self.epoch += 1
-
-    def _connect(self, dbapi_connection: Any, record: Any) -> None:
-        record.info["epoch"] = self.epoch
-
-    def _checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
-        if record.info.get("epoch", 0) < self.epoch:
-            raise sqlalchemy.exc.DisconnectionError("recycled by the test")
 
 
 def rotate_under_load(load: Workload, rotator: Rotator, on_step: Any = None) -> None:
