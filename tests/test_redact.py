@@ -62,10 +62,10 @@ def test_exception_text_is_scrubbed(handler_output: io.StringIO) -> None:
 def test_getenv_results_and_json_leaves_are_scrubbed(
     handler_output: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Values read through getenv, and the string leaves of JSON secrets, are masked."""
-    previous = secretkit._api._swap(SecretStore([EnvBackend({"SK_REDACT_ENV": "env-secret-456"})]))
+    """Secrets read through getenv (named like one), and the string leaves of JSON secrets, are masked."""
+    previous = secretkit._api._swap(SecretStore([EnvBackend({"SK_REDACT_TOKEN": "env-secret-456"})]))
     try:
-        secretkit.getenv("SK_REDACT_ENV")
+        secretkit.getenv("SK_REDACT_TOKEN")
     finally:
         secretkit._api._swap(previous)
     SecretStore([MemoryBackend({"J": '{"user": "nested-user-789"}'})]).get("J")
