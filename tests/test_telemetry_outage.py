@@ -82,7 +82,10 @@ def test_an_aws_outage_moves_the_stale_and_failure_metrics(moto: MotoServer, pro
     ):
         try:
             assert store.get(ref).reveal() == VALUE
-            assert total(reader, "secretkit.cache.stale_served") == 0
+            # Instrumentation covers every store of the process, and earlier tests' stores may
+            # still be alive: the counters are compared with where they stood, not with zero.
+            stale_before = total(reader, "secretkit.cache.stale_served")
+            errors_before = total(reader, "secretkit.fetch.errors")
             proxy.set("reset")
             clock.advance(11)  # the value has expired: the next read must try the backend
             assert store.get(ref).reveal() == VALUE
@@ -90,10 +93,10 @@ def test_an_aws_outage_moves_the_stale_and_failure_metrics(moto: MotoServer, pro
             assert store.get(ref).reveal() == VALUE
             store.wait_idle(30)
 
-            assert total(reader, "secretkit.cache.stale_served") >= 1
-            assert total(reader, "secretkit.fetch.errors") >= 1
+            assert total(reader, "secretkit.cache.stale_served") >= stale_before + 1
+            assert total(reader, "secretkit.fetch.errors") >= errors_before + 1
             [headroom] = points(reader, "secretkit.cache.stale_headroom")
-            assert 0 < headroom.value <= 100
+            assert 0 < headroom.value <= store.stats()["stale_headroom"] <= 100
             failed = [
                 s
                 for s in spans.get_finished_spans()
@@ -103,7 +106,7 @@ def test_an_aws_outage_moves_the_stale_and_failure_metrics(moto: MotoServer, pro
 
             proxy.set("pass")
             store.refresh(ref)
-            assert points(reader, "secretkit.cache.stale_headroom") == []
+            assert store.stats()["stale_headroom"] is None
             exported = [s.to_json() for s in spans.get_finished_spans()]
             data = reader.get_metrics_data()
             assert data is not None

@@ -1340,7 +1340,7 @@ def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:
             exc.backend = scheme
         if len(exc.args) == 1 and isinstance(exc.args[0], str):
             # A backend's own message may quote an address it was configured with.
-            exc.args = (without_userinfo(redact(exc.args[0])),)
+            exc.args = (without_userinfo(exc.args[0]),)
         return exc
     detail = without_userinfo(redact(str(exc)))
     if len(detail) > 200:
