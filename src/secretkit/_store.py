@@ -765,6 +765,7 @@ class SecretStore:
             for name in names:
                 if name not in self._flights:
                     mine[name] = self._flights[name] = Flight()
+            self._queued.difference_update(names)  # in flight now, or already
         groups: dict[str, list[tuple[str, SecretRef]]] = {}
         jobs: list[Callable[[], None]] = []
         for name, flight in mine.items():
@@ -908,7 +909,8 @@ class SecretStore:
                     return
                 batch = list(self._queue)
                 self._queue.clear()
-                self._queued.difference_update(batch)
+                # The names stay in _queued until their loads hold flights: a batch waiting
+                # for a busy refresh worker is still a refresh begun, to readers and _schedule.
                 self._refreshing += 1
             # Handed off, not run here: a batch hung until its deadline must not hold back
             # the refreshes that come due after it (another backend's, most of all).
@@ -921,6 +923,7 @@ class SecretStore:
             log.exception("secretkit: background refresh failed unexpectedly")
         finally:
             with self._lock:
+                self._queued.difference_update(batch)
                 self._refreshing -= 1
                 if self._idle_waiters:
                     self._idle.notify_all()
