@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar, overload
 
-from . import _events, _registry
+from . import _registry
 from ._backend import Backend, Fetched
 from ._cache import Entry, Flight, Timing
 from ._errors import (
@@ -25,13 +25,14 @@ from ._errors import (
     SecretNotFound,
     fresh,
     shown,
-    without_userinfo,
 )
 from ._events import AccessEvent, Counters, Outcome
+from ._fetch_errors import scrubbed, sealed, wrapped
+from ._fetching import changed, check_options, consumes_field, field_of, observed
 from ._redact import redact, remember
 from ._refs import SecretRef, looks_like_reference, parse_reference
 from ._runner import Call, DeadlineExceeded, Runner
-from ._secret import LiveSecret, Missing, Secret, field_value
+from ._secret import LiveSecret, Secret
 
 __all__ = ["RotateCallback", "SecretStore"]
 
@@ -406,7 +407,7 @@ class SecretStore:
         try:
             resolved = self._resolve(name, self._key(name), reason)
         except Exception as exc:
-            return self._complete(name, flight, None, _sealed(exc), started, reason)
+            return self._complete(name, flight, None, sealed(exc), started, reason)
         except BaseException as exc:
             self._abandon(name, flight, exc)
             raise
@@ -462,7 +463,7 @@ class SecretStore:
                         self._evict_one()
                     self._entries[name] = entry
                     self._failures.pop(name, None)
-                    if old is not None and _changed(old.secret, resolved.secret):
+                    if old is not None and changed(old.secret, resolved.secret):
                         counters.rotations += 1
                         rotated = (old.secret, list(self._subscribers.get(name, ())))
                 served = resolved.secret
@@ -643,17 +644,17 @@ class SecretStore:
 
     def _fetch_ref(self, ref: SecretRef, name: str, reason: str) -> _Resolved:
         backend = self.backend_for(ref.scheme)
-        _check_options(backend, ref)
-        target = ref if ref.field is None or _consumes_field(backend, ref) else ref.base
+        check_options(backend, ref)
+        target = ref if ref.field is None or consumes_field(backend, ref) else ref.base
         return self._resolved(name, ref, backend, self._call_fetch(backend, target, name, reason))
 
     def _resolved(self, name: str, ref: SecretRef, backend: Backend, fetched: Fetched) -> _Resolved:
-        if ref.field is None or _consumes_field(backend, ref):
+        if ref.field is None or consumes_field(backend, ref):
             secret = Secret(
                 name, fetched.value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow()
             )
         else:
-            document, value = _field(fetched, ref, name, backend.scheme)
+            document, value = field_of(fetched, ref, name, backend.scheme)
             secret = Secret(name, value, source=backend.scheme, version=fetched.version, fetched_at=_utcnow())
             # The document's other fields are secrets too, registered as long as this one is held.
             remember(fetched.value, document, owner=secret)
@@ -663,7 +664,7 @@ class SecretStore:
         error: SecretkitError
         try:
             if getattr(backend, "local", False):
-                fetched = _observed(backend.scheme, (name,), reason, backend.fetch, ref)
+                fetched = observed(backend.scheme, (name,), reason, backend.fetch, ref)
             else:
                 fetched = self._remote(backend, (name,), reason, backend.fetch, ref)
         except DeadlineExceeded:
@@ -671,10 +672,10 @@ class SecretStore:
         except SecretNotFound as exc:
             error = SecretNotFound(name, backends=[backend.scheme], detail=exc.detail)
         except SecretkitError as exc:
-            error = _sealed(_wrap(exc, name, backend.scheme))
+            error = sealed(wrapped(exc, name, backend.scheme))
         except Exception as exc:
-            error = _wrap(exc, name, backend.scheme)
-            error.__cause__ = _scrubbed(_sealed(exc))
+            error = wrapped(exc, name, backend.scheme)
+            error.__cause__ = scrubbed(sealed(exc))
         else:
             if not isinstance(fetched, Fetched):
                 raise BackendUnavailable(
@@ -689,7 +690,7 @@ class SecretStore:
         self, backend: Backend, names: Sequence[str], reason: str, fn: Callable[[Any], T], arg: Any
     ) -> T:
         """``fn(arg)`` on the backend's lane; ``DeadlineExceeded`` once its deadline passes."""
-        call: Call[T] = self._lane(backend).submit(_observed, backend.scheme, names, reason, fn, arg)
+        call: Call[T] = self._lane(backend).submit(observed, backend.scheme, names, reason, fn, arg)
         return call.result(self._deadline_of(backend))
 
     def _lane(self, backend: Backend) -> Runner:
@@ -774,8 +775,8 @@ class SecretStore:
                 self._check_allowed(name, ref)
                 if ref is not None:
                     backend = self.backend_for(ref.scheme)
-                    _check_options(backend, ref)
-                    if callable(getattr(backend, "fetch_many", None)) and not _consumes_field(backend, ref):
+                    check_options(backend, ref)
+                    if callable(getattr(backend, "fetch_many", None)) and not consumes_field(backend, ref):
                         groups.setdefault(ref.scheme, []).append((name, ref))
                         continue
                 jobs.append(_bind(self._single, name, flight, reason, failures))
@@ -822,10 +823,10 @@ class SecretStore:
                 if isinstance(exc, DeadlineExceeded):
                     err: BaseException = self._late(backend, name)
                 elif isinstance(exc, SecretkitError):
-                    err = _wrap(fresh(exc), name, scheme)
+                    err = wrapped(fresh(exc), name, scheme)
                 else:
-                    err = _wrap(exc, name, scheme)
-                    err.__cause__ = _scrubbed(_sealed(exc))
+                    err = wrapped(exc, name, scheme)
+                    err.__cause__ = scrubbed(sealed(exc))
                 self._settle(name, flights[name], None, err, reason, failures, started)
             return
         for name, ref in items:
@@ -852,9 +853,9 @@ class SecretStore:
             elif isinstance(result, SecretNotFound):
                 raise SecretNotFound(name, backends=[scheme], detail=result.detail)
             elif isinstance(result, SecretkitError):
-                raise _sealed(_wrap(fresh(result), name, scheme))
+                raise sealed(wrapped(fresh(result), name, scheme))
             elif isinstance(result, Exception):
-                raise _wrap(result, name, scheme) from _scrubbed(_sealed(result))
+                raise wrapped(result, name, scheme) from scrubbed(sealed(result))
             else:
                 fetched = result
             resolved = self._resolved(name, ref, backend, fetched)
@@ -875,11 +876,11 @@ class SecretStore:
     ) -> None:
         start = self._clock() if started is None else started
         try:
-            self._complete(name, flight, resolved, None if error is None else _sealed(error), start, reason)
+            self._complete(name, flight, resolved, None if error is None else sealed(error), start, reason)
         except SecretkitError as exc:
-            failures[name] = _sealed(exc)
+            failures[name] = sealed(exc)
         except Exception as exc:
-            failures[name] = _sealed(_wrap(exc, name, "-"))
+            failures[name] = sealed(wrapped(exc, name, "-"))
 
     # -- background refresh --------------------------------------------------------------
 
@@ -1207,154 +1208,6 @@ def _bind(fn: Callable[..., None], *args: Any) -> Callable[[], None]:
 def _settle_waiter(waiter: Any) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-def _observed(scheme: str, names: Sequence[str], reason: str, fn: Callable[[Any], T], arg: Any) -> T:
-    """``fn(arg)``, told to every installed fetch observer (telemetry, audit)."""
-    if not _events.observers:
-        return fn(arg)
-    spans = []
-    for observer in list(_events.observers):
-        try:
-            spans.append(observer.start(scheme, names, reason))
-        except Exception:
-            log.warning("secretkit: fetch observer %r failed", observer, exc_info=True)
-    try:
-        result = fn(arg)
-    except BaseException as exc:
-        outcome: Outcome = (
-            "not_found"
-            if isinstance(exc, SecretNotFound)
-            else "denied"
-            if isinstance(exc, AccessDenied)
-            else "error"
-        )
-        _end_spans(spans, outcome, None, exc)
-        raise
-    _end_spans(spans, "loaded", result.version if isinstance(result, Fetched) else None, None)
-    return result
-
-
-def _end_spans(spans: list[Any], outcome: Outcome, version: str | None, error: BaseException | None) -> None:
-    for span in spans:
-        try:
-            span.end(outcome, version, error)
-        except Exception:
-            log.warning("secretkit: fetch observer span %r failed", span, exc_info=True)
-
-
-def _check_options(backend: Backend, ref: SecretRef) -> None:
-    """Refuse options the backend does not take, before it is asked (a backend declares ``options``)."""
-    accepted = getattr(backend, "options", None)
-    if accepted is None or not ref.options:
-        return
-    unknown = sorted(set(ref.options) - set(accepted))
-    if unknown:
-        takes = ", ".join(sorted(accepted)) or "none"
-        raise InvalidReference(
-            f"{shown(str(ref))}: the {backend.scheme} backend has no option "
-            f"{', '.join(map(repr, unknown))} (it takes: {takes}); remove it from the reference"
-        )
-
-
-def _consumes_field(backend: Backend, ref: SecretRef) -> bool:
-    # A backend may read ``#field`` itself (dotenv's ``path/to/.env#KEY``): a bool, or a
-    # function of the reference.
-    consumes = getattr(backend, "consumes_field", False)
-    if callable(consumes):
-        return bool(consumes(ref))
-    return bool(consumes)
-
-
-def _changed(old: Secret[Any], new: Secret[Any]) -> bool:
-    # A new version, or the same version with another value: a secret deleted and created
-    # again starts its versions over, and that is a rotation too.
-    return old.version != new.version or old != new
-
-
-def _field(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> tuple[Any, Any]:
-    """``(document, value)``: the parsed JSON secret and its field, parsed once for both."""
-    assert ref.field is not None
-    document, value = field_value(fetched.value, ref.field)
-    if isinstance(value, Missing):
-        del document  # a traceback with locals must not find the parsed secret in this frame
-        if value.part is None:
-            err = ConfigurationError(
-                f"secret {shown(str(ref.base))} is not JSON, so it has no field {ref.field!r}; "
-                "drop the #field or store the secret as a JSON object"
-            )
-            err.name, err.backend = name, scheme
-            raise err
-        raise SecretNotFound(name, backends=[scheme], detail=f"the JSON secret has no key {value.part!r}")
-    return document, value
-
-
-def _sealed(err: BaseException) -> Any:
-    """``err`` with no traceback anywhere in its chain, and no hidden context.
-
-    Frames between a backend and the store hold raw responses and values in their locals;
-    error reporters that capture locals (Sentry does by default) would send them. Types
-    and messages, which say what went wrong, are kept.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        current.__traceback__ = None
-        if current.__suppress_context__:
-            current.__context__ = None
-        current = current.__cause__ or current.__context__
-    return err
-
-
-class ScrubbedError(Exception):
-    """Stands in for a vendor exception whose message showed a secret value."""
-
-
-def _scrubbed(exc: BaseException) -> BaseException:
-    """``exc``, or a copy of it whose message shows no registered value.
-
-    A vendor exception chained as ``__cause__`` is printed with every traceback; if its
-    message echoes a value (a server repeating the request back), the copy keeps its type
-    and the scrubbed message, and drops its attributes (raw responses).
-    """
-    try:
-        text = str(exc)
-    except Exception:
-        return ScrubbedError(type(exc).__name__)
-    clean = without_userinfo(redact(text))
-    if clean == text:
-        return exc
-    try:
-        copy = exc.__class__.__new__(exc.__class__)
-        copy.args = (clean,)
-        if without_userinfo(redact(str(copy))) == str(copy):
-            return copy
-    except Exception:  # noqa: S110 - an exception class whose __str__ needs its attributes
-        pass
-    return ScrubbedError(f"{type(exc).__name__}: {clean}")
-
-
-def _wrap(exc: BaseException, name: str, scheme: str) -> SecretkitError:
-    if isinstance(exc, SecretkitError):
-        if exc.name is None:
-            exc.name = name
-        if exc.backend is None:
-            exc.backend = scheme
-        if len(exc.args) == 1 and isinstance(exc.args[0], str):
-            # A backend's own message may quote an address it was configured with.
-            exc.args = (without_userinfo(exc.args[0]),)
-        return exc
-    detail = without_userinfo(redact(str(exc)))
-    if len(detail) > 200:
-        detail = detail[:200] + "..."
-    err = BackendUnavailable(
-        f"secret {shown(name)}: the {scheme} backend failed ({type(exc).__name__}"
-        + (f": {detail}" if detail else "")
-        + "); check that the backend is reachable"
-    )
-    err.name, err.backend = name, scheme
-    return err
 
 
 def _utcnow() -> datetime:
