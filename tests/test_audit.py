@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -45,7 +45,7 @@ def test_a_backend_access_writes_one_record_with_every_field(
     """A cold read is audited with name, backend, version, outcome, caller, pid and time."""
     store = store_of(MemoryBackend({"DB_PASSWORD": VALUE}), clock)
     secretkit.audit(store)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     line = sys._getframe().f_lineno + 1
     store.get("DB_PASSWORD")
     [record] = audited(records)
@@ -61,7 +61,7 @@ def test_a_backend_access_writes_one_record_with_every_field(
     assert fields["caller_line"] == line
     assert fields["pid"] == os.getpid()
     stamp = datetime.fromisoformat(fields["timestamp"])
-    assert before - timedelta(seconds=1) <= stamp <= datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert before - timedelta(seconds=1) <= stamp <= datetime.now(UTC) + timedelta(seconds=1)
     assert record.levelno == logging.INFO
 
 

@@ -11,7 +11,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +89,7 @@ class AuditTrail:
             "caller_module": module,
             "caller_line": line,
             "pid": os.getpid(),
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
         self.logger.log(
             self.level,

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from . import _redact
@@ -104,7 +104,7 @@ class Secret(_Redacted, Generic[T]):
         set_(self, "name", name)
         set_(self, "source", source)
         set_(self, "version", version)
-        set_(self, "fetched_at", fetched_at or datetime.now(timezone.utc))
+        set_(self, "fetched_at", fetched_at or datetime.now(UTC))
         set_(self, "_registered", False)
         if register:
             self._register()

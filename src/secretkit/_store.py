@@ -10,7 +10,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from . import _registry
@@ -567,7 +567,7 @@ class SecretStore:
 
     def _expired(self, name: str, entry: Entry, error: BaseException, now: float) -> BackendUnavailable:
         """The error for a key whose last good value ran out of ``max_stale`` while its backend failed."""
-        expired_at = datetime.now(timezone.utc) - timedelta(seconds=max(0.0, now - entry.stale_until))
+        expired_at = datetime.now(UTC) - timedelta(seconds=max(0.0, now - entry.stale_until))
         err = BackendUnavailable(
             f"secret {shown(name)}: the last good value (version {entry.secret.version or '-'}) could be "
             f"served until {expired_at.isoformat(timespec='seconds')} and no fetch has succeeded since; "
@@ -1211,4 +1211,4 @@ def _settle_waiter(waiter: Any) -> None:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

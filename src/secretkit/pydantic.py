@@ -57,8 +57,7 @@ from ._store import SecretStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from typing_extensions import Self
+    from typing import Self
 
 __all__ = [
     "Ref",

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -331,7 +331,7 @@ def test_an_expired_secret_is_refused_though_key_vault_returns_it(
     kv_backend: AzureKeyVaultBackend, kv_writer: SecretClient, kv_write: Write, secret_name: str
 ) -> None:
     """Key Vault hands out a secret past its exp; the backend raises AccessDenied instead, value-free."""
-    past = datetime.now(timezone.utc) - timedelta(hours=1)
+    past = datetime.now(UTC) - timedelta(hours=1)
     kv_write(secret_name, "expired-value", expires_on=past)
     assert kv_writer.get_secret(secret_name).value == "expired-value"  # the service does return it
     with pytest.raises(AccessDenied, match="expired") as info:
@@ -343,7 +343,7 @@ def test_a_not_yet_valid_secret_is_refused(
     kv_backend: AzureKeyVaultBackend, kv_write: Write, secret_name: str
 ) -> None:
     """A version whose nbf is in the future raises AccessDenied saying from when it is valid."""
-    kv_write(secret_name, "future-value", not_before=datetime.now(timezone.utc) + timedelta(days=1))
+    kv_write(secret_name, "future-value", not_before=datetime.now(UTC) + timedelta(days=1))
     with pytest.raises(AccessDenied, match="not valid before") as info:
         kv_backend.fetch(ref(secret_name))
     assert_no_value_in_error(info.value, "future-value")
@@ -353,7 +353,7 @@ def test_an_expiry_caps_how_long_the_value_is_cached(
     kv_backend: AzureKeyVaultBackend, kv_write: Write, secret_name: str
 ) -> None:
     """A value expiring in 100 s is fetched again after 100 s even though the store's TTL is 300 s."""
-    kv_write(secret_name, "short-lived", expires_on=datetime.now(timezone.utc) + timedelta(seconds=100))
+    kv_write(secret_name, "short-lived", expires_on=datetime.now(UTC) + timedelta(seconds=100))
     fetched = kv_backend.fetch(ref(secret_name))
     assert fetched.ttl is not None and 0 < fetched.ttl <= 100
     counting = CountingBackend(kv_backend)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -81,11 +81,11 @@ def test_a_disabled_version_is_forbidden_and_an_expired_one_is_served(
     assert info.value.status_code == 403
     assert info.value.error is not None
     assert (info.value.error.code, info.value.error.innererror) == ("Forbidden", {"code": "SecretDisabled"})
-    past = datetime.now(timezone.utc) - timedelta(days=1)
+    past = datetime.now(UTC) - timedelta(days=1)
     kv_writer.set_secret(secret_name, "stale", expires_on=past)
     got = kv_writer.get_secret(secret_name)
     assert got.value == "stale"
-    assert got.properties.expires_on is not None and got.properties.expires_on < datetime.now(timezone.utc)
+    assert got.properties.expires_on is not None and got.properties.expires_on < datetime.now(UTC)
 
 
 def test_a_denied_secret_is_forbidden_with_access_denied(

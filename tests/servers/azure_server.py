@@ -40,7 +40,7 @@ from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOpt
 from azure.keyvault.secrets import SecretClient
 
 if TYPE_CHECKING:
-    from typing_extensions import Self  # typing.Self is 3.11+; the package supports 3.10
+    from typing import Self
 
 __all__ = [
     "API_VERSIONS",
