@@ -249,8 +249,14 @@ class Bench:
         from secretkit.backends.vault import TokenAuth, VaultBackend
         from secretkit.integrations.sqlalchemy import create_engine
 
-        mount = vault.unique("database")
-        _database_mount(vault, mount, self.postgres.port, self.lease)
+        mount = vault.database_mount(
+            self.postgres.port,
+            {"app": (f"{self.lease[0]}s", f"{self.lease[1]}s")},
+            revocation_statements=[
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
+                'DROP ROLE IF EXISTS "{{name}}";',
+            ],
+        )
         ref = f"vault://{mount}/creds/app?engine=generic"
         backend = VaultBackend(url=vault.url, auth=TokenAuth(vault.server.root_token))
         with SecretStore([], reference_backends=[backend], ttl=3600) as store:
@@ -427,36 +433,6 @@ def _line(label: str, load: Any, target: str) -> None:
     print(
         f"  {label:<42} {load.ok(target) + load.failed(target):>8} queries, {load.failed(target):>6} failed"
         + (f" {load.errors(target)}" if load.failed(target) and target == "secretkit" else "")
-    )
-
-
-def _database_mount(vault: Any, mount: str, port: int, lease: tuple[int, int]) -> None:
-    root = vault.root
-    root.sys.enable_secrets_engine("database", path=mount)
-    root.write_data(
-        f"{mount}/config/pg",
-        data={
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{port}/postgres?sslmode=disable",
-            "username": "postgres",
-            "password": "unused-with-trust-auth",
-            "allowed_roles": "*",
-        },
-    )
-    root.write_data(
-        f"{mount}/roles/app",
-        data={
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            "revocation_statements": [
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
-                'DROP ROLE IF EXISTS "{{name}}";',
-            ],
-            "default_ttl": f"{lease[0]}s",
-            "max_ttl": f"{lease[1]}s",
-        },
     )
 
 

@@ -43,36 +43,15 @@ def database(vault_admin: OpenBaoAdmin, postgres: Postgres) -> str:
             "CREATE TABLE IF NOT EXISTS revoked (rolname text, at timestamptz DEFAULT clock_timestamp())"
         )
         admin.execute("GRANT SELECT ON revoked TO PUBLIC")
-    mount = vault_admin.unique("database")
-    root = vault_admin.root
-    root.sys.enable_secrets_engine("database", path=mount)
-    root.write_data(
-        f"{mount}/config/pg",
-        data={
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres.port}/postgres?sslmode=disable",
-            "username": "postgres",
-            "password": "unused-with-trust-auth",
-            "allowed_roles": "*",
-        },
+    return vault_admin.database_mount(
+        postgres.port,
+        {"app": (f"{LEASE}s", f"{MAX_LEASE}s")},
+        revocation_statements=[
+            "INSERT INTO revoked (rolname) VALUES ('{{name}}');",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
+            'DROP ROLE IF EXISTS "{{name}}";',
+        ],
     )
-    root.write_data(
-        f"{mount}/roles/app",
-        data={
-            "db_name": "pg",
-            "creation_statements": [
-                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-            ],
-            "revocation_statements": [
-                "INSERT INTO revoked (rolname) VALUES ('{{name}}');",
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
-                'DROP ROLE IF EXISTS "{{name}}";',
-            ],
-            "default_ttl": f"{LEASE}s",
-            "max_ttl": f"{MAX_LEASE}s",
-        },
-    )
-    return mount
 
 
 def revocations(postgres: Postgres) -> dict[str, datetime]:

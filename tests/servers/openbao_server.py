@@ -198,6 +198,10 @@ class OpenBaoServer:
         self.close()
 
 
+# A login user that PostgreSQL itself stops accepting when its lease ends.
+_CREATE_LOGIN = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+
+
 class OpenBaoAdmin:
     """A server's root client, with helpers that make uniquely named objects for tests."""
 
@@ -232,6 +236,44 @@ class OpenBaoAdmin:
         role_id = self.root.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
         secret_id = self.root.auth.approle.generate_secret_id("app", mount_point=mount)["data"]["secret_id"]
         return mount, str(role_id), str(secret_id)
+
+    def database_mount(
+        self,
+        postgres_port: int,
+        roles: dict[str, tuple[str, str]],
+        *,
+        revocation_statements: list[str] | None = None,
+    ) -> str:
+        """A database engine mount on the PostgreSQL at ``postgres_port`` (trust auth); returns its path.
+
+        ``roles`` maps a role name to its ``(default_ttl, max_ttl)``; each role creates a login
+        user valid until its lease ends, and revokes it with ``revocation_statements`` (the
+        engine's default when ``None``).
+        """
+        mount = self.unique("database")
+        self.root.sys.enable_secrets_engine("database", path=mount)
+        self.root.write_data(
+            f"{mount}/config/pg",
+            data={
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres_port}"
+                "/postgres?sslmode=disable",
+                "username": "postgres",
+                "password": "unused-with-trust-auth",
+                "allowed_roles": "*",
+            },
+        )
+        for role, (default_ttl, max_ttl) in roles.items():
+            data: dict[str, Any] = {
+                "db_name": "pg",
+                "creation_statements": [_CREATE_LOGIN],
+                "default_ttl": default_ttl,
+                "max_ttl": max_ttl,
+            }
+            if revocation_statements is not None:
+                data["revocation_statements"] = revocation_statements
+            self.root.write_data(f"{mount}/roles/{role}", data=data)
+        return mount
 
     def revoke_logins(self, mount: str) -> None:
         """Revoke every token issued through the auth mount ``mount``."""

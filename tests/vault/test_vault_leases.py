@@ -154,30 +154,9 @@ def test_generic_method_must_be_get_or_post(make_backend: MakeBackend) -> None:
 def database(vault: OpenBaoAdmin, postgres: Postgres) -> str:
     """A database mount on the test's PostgreSQL: role ``app`` (60 s leases, renewable for an hour)
     and role ``capped`` (60 s leases that cannot outlive 60 s)."""
-    mount = vault.unique("database")
-    vault.root.sys.enable_secrets_engine("database", path=mount)
-    vault.root.write_data(
-        f"{mount}/config/pg",
-        data={
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres.port}/postgres?sslmode=disable",
-            "username": "postgres",
-            "password": "unused-with-trust-auth",
-            "allowed_roles": "*",
-        },
+    return vault.database_mount(
+        postgres.port, {"app": (f"{LEASE}s", "1h"), "capped": (f"{LEASE}s", f"{LEASE}s")}
     )
-    create = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]
-    for role, max_ttl in (("app", "1h"), ("capped", f"{LEASE}s")):
-        vault.root.write_data(
-            f"{mount}/roles/{role}",
-            data={
-                "db_name": "pg",
-                "creation_statements": create,
-                "default_ttl": f"{LEASE}s",
-                "max_ttl": max_ttl,
-            },
-        )
-    return mount
 
 
 def user_exists(postgres: Postgres, username: str) -> bool:
