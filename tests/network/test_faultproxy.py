@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import socketserver
 import threading
@@ -125,3 +127,35 @@ def test_pass_heals_a_connection_in_the_middle_of_a_drip(proxy: FaultProxy) -> N
     timer.join()
     assert got == REPLY
     assert took < 2.0
+
+
+@pytest.mark.parametrize("mode", ["pass", "blackhole", "latency"])
+def test_stop_leaves_no_task_or_socket_behind(upstream: int, mode: str) -> None:
+    """Stopped while connections are still being accepted, the proxy's loop ends with nothing pending.
+
+    A task left pending when the loop closes is destroyed later, wherever the garbage collector
+    happens to run, and closing its sockets then fails on the closed loop: an error in whichever
+    test is running at that moment.
+    """
+    running = FaultProxy("127.0.0.1", upstream).start()
+    running.set(mode, 200)  # type: ignore[arg-type]
+    loop = running._loop
+    assert loop is not None
+    clients = []
+    for _ in range(30):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", running.port))
+        clients.append(sock)
+    time.sleep(0.02)
+    for sock in clients[:10]:
+        # Some requests are in flight when the proxy stops, and some connections are only accepted.
+        with contextlib.suppress(OSError):
+            sock.send(b"ping")
+    running.stop()
+    try:
+        assert loop.is_closed()
+        assert not [task for task in asyncio.all_tasks(loop) if not task.done()]
+    finally:
+        for sock in clients:
+            sock.close()

@@ -88,6 +88,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._changed: asyncio.Event | None = None
         self._links: set[_Link] = set()
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -120,21 +121,44 @@ class FaultProxy:
         loop, self._loop = self._loop, None
         if loop is None:
             return
-        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
-        loop.close()
+        # A transport closed last schedules its connection_lost for the next turn of the loop:
+        # run that turn here, so nothing is left to run (and fail) once the loop is closed.
+        if not loop.is_running():
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
 
     async def _shutdown(self) -> None:
+        # Every connection is cut and each handler is left to finish on its own: cancelling one
+        # that has not started yet makes asyncio's stream callback log a CancelledError (3.11),
+        # and one still pending when the loop closes is destroyed with its sockets open.
+        self._stopping = True
         if self._server is not None:
             self._server.close()
-        for link in list(self._links):
-            link.abort(rst=True)
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 10.0
+        while True:
+            for link in list(self._links):
+                link.abort(rst=True)
+            self._wake()
+            pending = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
+            if not pending:
+                return
+            if loop.time() > give_up:
+                break
+            await asyncio.wait(pending, timeout=0.05)
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _wake(self) -> None:
+        """Wake every pump waiting out a blackhole, then arm a fresh event for the next change."""
+        assert self._changed is not None
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -160,10 +184,7 @@ class FaultProxy:
         if fault.mode == "reset":
             for link in list(self._links):
                 link.abort(rst=True)
-        assert self._changed is not None
-        # Wake every pump waiting out a blackhole, then arm a fresh event for the next change.
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake()
 
     @contextmanager
     def fault(self, mode: Mode, value: float = 0.0) -> Iterator[None]:
@@ -186,7 +207,7 @@ class FaultProxy:
         link = _Link(writer, None)
         self._links.add(link)
         try:
-            if self._fault.mode == "reset":
+            if self._fault.mode == "reset" or self._stopping:
                 link.abort(rst=True)
                 return
             try:
@@ -194,6 +215,10 @@ class FaultProxy:
             except OSError:
                 # The server is down: the client sees its connection refused-then-reset.
                 link.abort(rst=True)
+                return
+            if link.closed:
+                # Cut (reset, or stop) while connecting upstream: nothing else will close this one.
+                up_writer.transport.abort()
                 return
             link.upstream = up_writer
             await asyncio.gather(
