@@ -169,11 +169,16 @@ def test_login_never_shows_its_password() -> None:
         ("aws-sm://prod/db?stage=AWSPREVIOUS", None),
         ("aws-sm://prod/db?version=abc", None),
         ("vault://secret/app/db#password", None),
+        (
+            "vault://database/creds/app#password?engine=generic",
+            "vault://database/creds/app#password?engine=generic&lease=new",
+        ),
+        ("vault://database/creds/app?engine=generic&lease=new", None),
         ("DB_PASSWORD", None),
     ],
 )
 def test_pending_reference(name: str, pending: str | None) -> None:
-    """Only an AWS Secrets Manager reference to the current version has a pending one."""
+    """The current AWS version has a pending stage; a leased Vault credential has a next lease."""
     assert pending_reference(name) == pending
 
 

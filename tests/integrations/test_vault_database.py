@@ -37,7 +37,10 @@ REVOCATIONS = 2  # full lease lifetimes the workers run through
 
 @pytest.fixture(scope="module")
 def database(vault_admin: OpenBaoAdmin, postgres: Postgres) -> str:
-    """A database mount whose role ``app`` issues short-lived PostgreSQL users; revocations are recorded."""
+    """A database mount whose role ``app`` issues short-lived PostgreSQL users (``held``: 5-minute ones).
+
+    Revocations are recorded.
+    """
     with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
         admin.execute(
             "CREATE TABLE IF NOT EXISTS revoked (rolname text, at timestamptz DEFAULT clock_timestamp())"
@@ -45,7 +48,7 @@ def database(vault_admin: OpenBaoAdmin, postgres: Postgres) -> str:
         admin.execute("GRANT SELECT ON revoked TO PUBLIC")
     return vault_admin.database_mount(
         postgres.port,
-        {"app": (f"{LEASE}s", f"{MAX_LEASE}s")},
+        {"app": (f"{LEASE}s", f"{MAX_LEASE}s"), "held": ("300s", "600s")},
         revocation_statements=[
             "INSERT INTO revoked (rolname) VALUES ('{{name}}');",
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}';",
@@ -142,3 +145,34 @@ def test_psycopg_pool_follows_dynamic_credentials_through_revocations(
     assert load.failed("secretkit") == 0, load.errors("secretkit")
     assert len({user for user, _ in rows}) > REVOCATIONS
     assert_no_revoked_user_used(postgres, rows)
+
+
+def test_engine_takes_the_next_lease_when_a_young_one_is_revoked(
+    vault_admin: OpenBaoAdmin, database: str, postgres: Postgres
+) -> None:
+    """A lease revoked minutes before it ends (a leaked user cut off): the next login takes a new user.
+
+    The store still holds the revoked credential (it is young, and the store's TTL is an hour);
+    refreshing brings the same one back, so the engine asks for the next lease.
+    """
+    name = f"vault://{database}/creds/held?engine=generic"
+    with vault_store(vault_admin) as store:
+        engine = create_engine(
+            f"postgresql+psycopg://127.0.0.1:{postgres.port}/postgres", secret=name, store=store
+        )
+
+        def user() -> str:
+            with engine.connect() as conn:
+                return str(conn.execute(sqlalchemy.text("select current_user")).scalar_one())
+
+        first = user()
+        held = store.get(name)
+        assert held.field("username").reveal() == first
+        vault_admin.root.sys.revoke_lease(lease_id=held.version)
+        assert first in revocations(postgres)
+        engine.dispose()  # the revoked user's sessions were ended: log in again
+
+        second = user()
+        assert second != first
+        assert store.refresh(name).field("username").reveal() == second
+        engine.dispose()

@@ -131,7 +131,7 @@ def test_generic_read_without_a_lease(vault: OpenBaoAdmin, make_backend: MakeBac
 def test_generic_read_sends_other_options_as_query_parameters(
     vault: OpenBaoAdmin, make_backend: MakeBackend
 ) -> None:
-    """Options other than engine/method/key/encoding go to Vault: here KV v2's raw API and its ?version=."""
+    """Options other than engine/method/key/encoding/lease go to Vault: KV v2's raw API and ?version=."""
     path = vault.unique("app/raw")
     vault.put(path, {"password": "raw-v1"})
     vault.put(path, {"password": "raw-v2"})
@@ -209,3 +209,34 @@ def test_database_lease_at_its_max_ttl_is_replaced_by_a_new_user(
     assert second != first
     assert rotations == [(first, second)]
     assert user_exists(postgres, first) and user_exists(postgres, second)
+
+
+def test_lease_new_replaces_a_young_lease_for_every_reader(
+    vault: OpenBaoAdmin, database: str, postgres: Postgres, make_backend: MakeBackend
+) -> None:
+    """&lease=new takes a new user at once, and the reference without it hands out that one from then on.
+
+    A young lease is otherwise held for 2/3 of its life, so a credential the database stopped
+    accepting early (its lease revoked, its user dropped) would keep coming back until then.
+    """
+    clock = FakeClock()
+    backend = make_backend(clock=clock, auth=TokenAuth(minimal_token(vault, f"{database}/creds/app", "read")))
+    store = SecretStore([backend], ttl=3600, jitter=0.0, clock=clock)
+    name = f"vault://{database}/creds/app?engine=generic"
+    first = store.get(name)
+    vault.root.sys.revoke_lease(lease_id=first.version)
+    assert not user_exists(postgres, first.field("username").reveal())
+    assert store.refresh(name).version == first.version  # still young: held, though revoked
+
+    nxt = store.refresh(name + "&lease=new")
+    assert nxt.version != first.version
+    assert user_exists(postgres, nxt.field("username").reveal())
+    assert store.refresh(name).version == nxt.version
+
+
+def test_lease_takes_only_new(make_backend: MakeBackend) -> None:
+    """Any other lease= value is an InvalidReference before Vault is asked; so is lease= on a KV path."""
+    with pytest.raises(InvalidReference, match="lease= takes one value, new"):
+        make_backend().fetch(SecretRef.parse("vault://database/creds/app?engine=generic&lease=renew"))
+    with pytest.raises(InvalidReference, match="unknown option"):
+        make_backend().fetch(SecretRef.parse("vault://secret/app/db?lease=new"))

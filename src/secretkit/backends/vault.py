@@ -65,7 +65,7 @@ CONNECT_TIMEOUT = 2.0
 _KV_OPTIONS = frozenset({"engine", "version", "key", "encoding"})
 # Options of an engine=generic reference that configure secretkit; the others it accepts
 # (version=, and the parameters of opted-in writes) are sent to Vault as request parameters.
-_GENERIC_OPTIONS = frozenset({"engine", "method", "key", "encoding"})
+_GENERIC_OPTIONS = frozenset({"engine", "method", "key", "encoding", "lease"})
 _OPTIONS = _KV_OPTIONS | _GENERIC_OPTIONS
 _TRUE = frozenset({"1", "t", "true"})
 
@@ -123,7 +123,8 @@ class VaultBackend:
     (``database/creds/app``), or writes to it with ``&method=POST`` and the remaining
     options as parameters (``pki/issue/web?engine=generic&method=POST&common_name=...``);
     a leased response is held, renewed at 2/3 of its life while renewable, and replaced
-    by a new credential when it cannot be renewed or its ``max_ttl`` is near.
+    by a new credential when it cannot be renewed or its ``max_ttl`` is near, or when a
+    reference asks for it with ``&lease=new`` (the next lease, after the held one was refused).
 
     A reference alone never makes the backend write: ``method=POST`` is refused unless its
     path matches a pattern of ``post_paths``, which maps each pattern to the parameter
@@ -334,9 +335,16 @@ class VaultBackend:
         if method not in ("GET", "POST"):
             raise InvalidReference(f"{str(ref)!r}: method must be GET (read) or POST (write), not {method!r}")
         self._check_generic(ref, method)
+        fresh = ref.options.get("lease")
+        if fresh is not None:
+            if fresh != "new":
+                raise InvalidReference(f"{str(ref)!r}: lease= takes one value, new, not {fresh!r}")
+            # The credential held for the reference without lease=new was refused somewhere
+            # (revoked early, its user dropped): replace it, for that reference's readers too.
+            ref = ref.replace(options={k: v for k, v in ref.options.items() if k != "lease"})
         with _held_or_waited(self._lease_lock(ref), self._lock_wait):
             lease = self._leases.get(ref)
-            if lease is not None:
+            if lease is not None and fresh is None:
                 now = self._clock()
                 remaining = lease.expires_at - now
                 if remaining > lease.duration * (1.0 - RENEW_AT):
@@ -345,7 +353,7 @@ class VaultBackend:
                     return lease.fetched(now)
                 if lease.renewable and remaining > 0 and self._renew_lease(ref, lease):
                     return lease.fetched(self._clock())
-                self._leases.pop(ref, None)
+            self._leases.pop(ref, None)
             return self._new_credential(ref, method)
 
     def _check_generic(self, ref: SecretRef, method: str) -> None:

@@ -2,8 +2,8 @@
 
 A pool or an HTTP client asks :class:`Credential` for the value to log in with; on an
 authentication error it asks :meth:`Credential.recover`, which tries the refreshed current
-value, then the pending one (AWS ``AWSPENDING``), as DESIGN.md's "credential consumer"
-rule says. Between ``setSecret`` and ``finishSecret`` of a single-user rotation only the
+value, then the pending one (AWS ``AWSPENDING``, the next Vault lease), as DESIGN.md's
+"credential consumer" rule says. Between ``setSecret`` and ``finishSecret`` of a single-user rotation only the
 pending password works; a pending value that logged in is kept in use until the store's
 current value moves on, so every thread does not rediscover it.
 """
@@ -70,14 +70,20 @@ def pending_reference(name: str) -> str | None:
     """The reference to the pending version of ``name``, where its backend has one.
 
     For ``aws-sm://`` that is the same secret at ``?stage=AWSPENDING``; a name pinned to a
-    version or stage has no pending value of its own.
+    version or stage has no pending value of its own. For a leased Vault credential
+    (``vault://...?engine=generic``) it is the next lease: ``&lease=new`` makes the backend
+    issue a new credential in place of the one it holds, which the database may have
+    stopped accepting before its lease ran out (revoked early, its user dropped).
     """
     if looks_like_reference(name) is None:
         return None
     ref = SecretRef.parse(name)
-    if ref.scheme != "aws-sm" or {"version", "versionId", "stage"} & set(ref.options):
-        return None
-    return str(ref.replace(options={**ref.options, "stage": "AWSPENDING"}))
+    options = ref.options
+    if ref.scheme == "aws-sm" and not {"version", "versionId", "stage"} & set(options):
+        return str(ref.replace(options={**options, "stage": "AWSPENDING"}))
+    if ref.scheme == "vault" and options.get("engine") == "generic" and "lease" not in options:
+        return str(ref.replace(options={**options, "lease": "new"}))
+    return None
 
 
 class Credential(Generic[T]):
