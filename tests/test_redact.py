@@ -74,6 +74,34 @@ def test_getenv_results_and_json_leaves_are_scrubbed(
     assert "env-secret-456" not in text and "nested-user-789" not in text
 
 
+def test_where_a_database_secret_points_stays_readable(handler_output: io.StringIO) -> None:
+    """Engine, host, port and database name of a database secret are configuration: logs keep them.
+
+    The login stays masked, and so does a descriptive field read on its own as a secret.
+    """
+    document = json.dumps(
+        {
+            "engine": "postgres",
+            "host": "orders-db.internal",
+            "port": 54329,
+            "dbname": "orders_main",
+            "username": "orders-app-7f3e",
+            "password": "orders-pw-9c41d2",
+        }
+    )
+    backend = MemoryBackend({"DB": document, "OTHER": '{"host": "only-host-picked.internal"}'})
+    store = SecretStore([], reference_backends=[backend])
+    assert store.get("memory://DB").field("password").reveal() == "orders-pw-9c41d2"
+    line = "postgres at orders-db.internal:54329/orders_main as orders-app-7f3e:orders-pw-9c41d2"
+    log().info(line, extra={"extra_field": "-"})
+    store.get("memory://OTHER#host")
+    log().info("picked only-host-picked.internal", extra={"extra_field": "-"})
+    text = handler_output.getvalue()
+    assert "postgres at orders-db.internal:54329/orders_main as " in text
+    assert "orders-app-7f3e" not in text and "orders-pw-9c41d2" not in text
+    assert "only-host-picked.internal" not in text
+
+
 def test_handlers_on_other_loggers_are_covered(
     handler_output: io.StringIO, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -188,10 +216,10 @@ def test_bytes_are_registered_in_the_forms_they_decode_to() -> None:
 
 
 def test_json_leaves_are_registered_and_tiny_ones_are_not() -> None:
-    """A JSON secret's string and number leaves count; leaves under MIN_LENGTH do not."""
-    found = set(forms('{"user": "app", "password": "pw-123456", "port": 54321, "on": true}'))
+    """A JSON secret's string and number leaves count; leaves under MIN_LENGTH or a descriptive key do not."""
+    found = set(forms('{"user": "app", "password": "pw-123456", "pin": 54321, "on": true, "Port": 5432}'))
     assert {"pw-123456", "54321"} <= found
-    assert "app" not in found and "True" not in found
+    assert "app" not in found and "True" not in found and "5432" not in found
 
 
 def brute_force_spans(values: list[str], text: str) -> list[tuple[int, int]]:

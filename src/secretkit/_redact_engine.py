@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from urllib.parse import quote
 
-__all__ = ["GRAM", "MIN_LENGTH", "Matcher", "forms"]
+__all__ = ["DESCRIPTIVE_KEYS", "GRAM", "MIN_LENGTH", "Matcher", "forms"]
 
 #: Shorter values are not masked: masking every "1" or "on" in a log would make it unreadable.
 MIN_LENGTH = 4
@@ -27,6 +27,13 @@ MAX_STEP = 8
 #: (connection strings that share ``postgres://``, say).
 _WINDOWS = 16
 _MAX_DEPTH = 8
+#: Keys of a JSON secret whose values say where a credential is used, not what it is: the
+#: descriptive fields of the JSON that AWS Secrets Manager keeps for a database. Registering
+#: them would mask every log line that names the engine ("postgres") or the port ("5432").
+#: Compared without case; a value picked on its own (``#host``) is still masked.
+DESCRIPTIVE_KEYS = frozenset(
+    {"engine", "host", "port", "dbname", "dbinstanceidentifier", "dbclusteridentifier", "masterarn"}
+)
 
 Entry = tuple[str, int]  # a value, and the offset in it of the gram it is filed under
 
@@ -204,6 +211,9 @@ def replace(text: str, spans: list[tuple[int, int]], cut: int, mask: str) -> str
 def forms(value: object, parsed: object = None) -> list[str]:
     """Every text in which ``value`` (and each leaf of a JSON value) shows when written out.
 
+    Leaves under :data:`DESCRIPTIVE_KEYS` (a database secret's ``host``, ``port``, ...) are
+    left out: they are configuration, and the whole document still counts.
+
     The value itself; its ``repr()`` and JSON-escaped forms (and the ``repr()`` of those,
     as a dict holding a JSON document prints); its URL-encoded form; each line of a
     multi-line value. Bytes count in every form they decode to: UTF-8, and for other bytes
@@ -252,7 +262,13 @@ def _walk(value: object, out: dict[str, None], depth: int) -> None:
                 return
             _walk(document, out, depth + 1)
     elif isinstance(value, dict):
-        for item in value.values():
+        for key, item in value.items():
+            if (
+                isinstance(key, str)
+                and key.lower() in DESCRIPTIVE_KEYS
+                and not isinstance(item, (dict, list))
+            ):
+                continue
             _walk(item, out, depth + 1)
     elif isinstance(value, (list, tuple)):
         for item in value:
