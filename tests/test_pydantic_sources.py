@@ -103,6 +103,31 @@ def test_a_reference_in_a_secrets_dir_file_is_resolved(store: SecretStore, empty
     assert FromFiles.from_store(store).db_password.get_secret_value() == DB_PASSWORD
 
 
+def test_secrets_dir_references_join_the_one_batch(
+    store: SecretStore, memory: CountingBackend, empty_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """References in secrets_dir files are fetched in the same fetch_many as the environment's.
+
+    A file for a field the environment already sets is not fetched at all.
+    """
+    monkeypatch.setenv("DB_PASSWORD", "memory://db-password")
+    secrets = empty_cwd / "secrets"
+    secrets.mkdir()
+    (secrets / "api_token").write_text("memory://api-token\n")
+    (secrets / "db_password").write_text("memory://no-such-secret\n")
+
+    class Mixed(SecretkitSettings):
+        model_config = SettingsConfigDict(secrets_dir=secrets)
+        db_password: SecretStr
+        api_token: SecretStr
+
+    settings = Mixed.from_store(store)
+    assert (memory.batch_calls, memory.fetch_calls) == (1, 0)
+    assert settings.db_password.get_secret_value() == DB_PASSWORD
+    assert settings.api_token.get_secret_value() == API_TOKEN
+    assert store.stats()["not_found"] == 0  # memory://no-such-secret was not asked for
+
+
 def test_a_field_given_as_a_keyword_does_not_fetch_its_environment_reference(
     store: SecretStore, memory: CountingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -242,10 +242,47 @@ class SecretkitDotEnvSettingsSource(_EnvVars, DotEnvSettingsSource):
 class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
     """pydantic-settings' ``secrets_dir`` source; a file holding a reference gives the secret."""
 
+    _secretkit_skip: frozenset[str] = frozenset()  # fields the sources before this one set
+
+    def secretkit_wanted(self, build: Build, claimed: set[str]) -> list[str]:
+        # Planned before this source's own call sets up its directories: read the files the
+        # way it will (the last directory wins, case rules, the content stripped).
+        configured = self.secrets_dir
+        if configured is None:
+            return []
+        listed = [configured] if isinstance(configured, str | os.PathLike) else list(configured)
+        directories = [path for path in (Path(d).expanduser() for d in reversed(listed)) if path.is_dir()]
+        wanted: list[str] = []
+        self._secretkit_skip = frozenset(claimed)
+        for name, field in self.settings_cls.model_fields.items():
+            if name in claimed or marker(field) is not None:
+                continue
+            for _, env_name, _ in self._extract_field_info(field, name):
+                found = [self.find_case_path(d, env_name, self.case_sensitive) for d in directories]
+                path = next((p for p in found if p is not None and p.is_file()), None)
+                if path is None:
+                    continue
+                claimed.add(name)
+                try:
+                    text = path.read_text().strip()
+                except (OSError, UnicodeDecodeError):
+                    break  # the source's own read reports it, in its place
+                if _registry.is_reference(text):
+                    wanted.append(text)
+                break
+        return wanted
+
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, value_is_complex = super().get_field_value(field, field_name)
-        if _registry.is_reference(value) and marker(field) is None:
+        if _registry.is_reference(value) and field_name in self._secretkit_skip:
+            # A source before this one set the field: its reference is not fetched, and not
+            # handed over as text either (pydantic-settings would merge the two).
+            value = None
+        elif _registry.is_reference(value) and marker(field) is None:
             try:
+                failure = self._secretkit_build().failures.get(value)
+                if failure is not None:
+                    raise failure
                 value = Resolved(self._secretkit_store().get(value), value)
             except SecretNotFound:
                 value = None
@@ -255,7 +292,7 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
         return value, key, value_is_complex
 
     def __call__(self) -> dict[str, Any]:
-        self._secretkit_begin()
+        self._secretkit_begin().prefetch(self)
         data = super().__call__()
         self._secretkit_raise()
         return data
