@@ -128,6 +128,25 @@ def test_secrets_dir_references_join_the_one_batch(
     assert store.stats()["not_found"] == 0  # memory://no-such-secret was not asked for
 
 
+def test_a_secrets_dir_link_out_of_its_directory_is_not_fetched(
+    store: SecretStore, memory: CountingBackend, empty_cwd: Path
+) -> None:
+    """A file in secrets_dir that links outside it is not read for the prefetch, nor used by the source."""
+    outside = empty_cwd / "elsewhere"
+    outside.write_text("memory://api-token\n")
+    secrets = empty_cwd / "secrets"
+    secrets.mkdir()
+    (secrets / "api_token").symlink_to(outside)
+
+    class Linked(SecretkitSettings):
+        model_config = SettingsConfigDict(secrets_dir=secrets)
+        api_token: SecretStr | None = None
+
+    with pytest.warns(UserWarning, match="resolves outside"):
+        assert Linked.from_store(store).api_token is None
+    assert (memory.batch_calls, memory.fetch_calls) == (0, 0)
+
+
 def test_a_field_given_as_a_keyword_does_not_fetch_its_environment_reference(
     store: SecretStore, memory: CountingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -211,15 +211,13 @@ def replace(text: str, spans: list[tuple[int, int]], cut: int, mask: str) -> str
 def forms(value: object, parsed: object = None) -> list[str]:
     """Every text in which ``value`` (and each leaf of a JSON value) shows when written out.
 
-    Leaves under :data:`DESCRIPTIVE_KEYS` (a database secret's ``host``, ``port``, ...) are
-    left out: they are configuration, and the whole document still counts.
-
     The value itself; its ``repr()`` and JSON-escaped forms (and the ``repr()`` of those,
     as a dict holding a JSON document prints); its URL-encoded form; each line of a
     multi-line value. Bytes count in every form they decode to: UTF-8, and for other bytes
     their ``repr()`` contents, Latin-1, and the ``surrogateescape`` text a stream decodes
     them to. ``parsed``, when the caller has parsed ``value`` as JSON already, saves
-    parsing it again.
+    parsing it again. Leaves under :data:`DESCRIPTIVE_KEYS` (a database secret's ``host``,
+    ``port``, ...) are left out: they are configuration, and the whole document still counts.
     """
     out: dict[str, None] = {}
     if parsed is not None:

@@ -246,31 +246,42 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
 
     def secretkit_wanted(self, build: Build, claimed: set[str]) -> list[str]:
         # Planned before this source's own call sets up its directories: read the files the
-        # way it will (the last directory wins, case rules, the content stripped).
-        configured = self.secrets_dir
-        if configured is None:
-            return []
-        listed = [configured] if isinstance(configured, str | os.PathLike) else list(configured)
-        directories = [path for path in (Path(d).expanduser() for d in reversed(listed)) if path.is_dir()]
-        wanted: list[str] = []
+        # way it will (the last directory wins, case rules, the content stripped), and only
+        # files inside their directory. A file it reads that this skips is fetched on its own.
         self._secretkit_skip = frozenset(claimed)
+        wanted: list[str] = []
         for name, field in self.settings_cls.model_fields.items():
             if name in claimed or marker(field) is not None:
                 continue
             for _, env_name, _ in self._extract_field_info(field, name):
-                found = [self.find_case_path(d, env_name, self.case_sensitive) for d in directories]
-                path = next((p for p in found if p is not None and p.is_file()), None)
+                path = self._secretkit_file(env_name)
                 if path is None:
                     continue
                 claimed.add(name)
                 try:
-                    text = path.read_text().strip()
+                    text = path.read_text(encoding="utf-8").strip()
                 except (OSError, UnicodeDecodeError):
                     break  # the source's own read reports it, in its place
                 if _registry.is_reference(text):
                     wanted.append(text)
                 break
         return wanted
+
+    def _secretkit_file(self, env_name: str) -> Path | None:
+        configured = self.secrets_dir
+        if configured is None:
+            return None
+        listed = [configured] if isinstance(configured, str | os.PathLike) else list(configured)
+        for directory in (Path(d).expanduser() for d in reversed(listed)):
+            try:
+                if not directory.is_dir():
+                    continue
+                path = self.find_case_path(directory, env_name, self.case_sensitive)
+                if path is not None and path.is_file() and directory.resolve() in path.resolve().parents:
+                    return path
+            except (OSError, RuntimeError):  # unreadable, or a symlink loop (RuntimeError before 3.13)
+                continue
+        return None
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         value, key, value_is_complex = super().get_field_value(field, field_name)
