@@ -260,6 +260,59 @@ def test_refresh_follows_a_rotated_secret_behind_an_environment_reference(
     assert settings.db_password.get_secret_value() == "db-password-v2-77aa"
 
 
+def test_refresh_follows_a_rotated_secret_inside_a_nested_field(
+    store: SecretStore, memory: CountingBackend, empty_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference in APP_DB__PASSWORD is re-read by refresh(); the field's other parts stay as built.
+
+    db.host comes from .env and db.password from the environment: pydantic-settings merges the
+    two, and refresh() builds the field again through the sources, keyword arguments included.
+    """
+    monkeypatch.setenv("APP_DB__PASSWORD", "memory://db-password")
+    (empty_cwd / ".env").write_text("APP_DB__HOST=db.internal\n")
+
+    class Nested(SecretkitSettings):
+        model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__", env_file=".env")
+        db: Database
+        name: str = "default"
+
+    settings = Nested.from_store(store, name="given")
+    assert settings.secretkit_bindings() == {"db": "memory://db-password"}
+    assert settings.refresh(force=True) == frozenset()
+
+    inner = memory.inner
+    assert isinstance(inner, MemoryBackend)
+    inner.set("db-password", "db-password-v2-77aa")
+    assert settings.refresh(force=True) == frozenset({"db"})
+    assert settings.db.password.get_secret_value() == "db-password-v2-77aa"
+    assert (settings.db.host, settings.name) == ("db.internal", "given")
+    assert settings.refresh(force=True) == frozenset()
+
+
+def test_a_nested_field_that_fails_validation_on_refresh_is_left_as_it_was(
+    store: SecretStore, memory: CountingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When building a nested field again fails, refresh() raises a redacted error and changes nothing."""
+    monkeypatch.setenv("APP_LIMITS__PORT", "memory://port")
+
+    class Limits(BaseModel):
+        port: int
+
+    class Nested(SecretkitSettings):
+        model_config = SettingsConfigDict(env_prefix="APP_", env_nested_delimiter="__")
+        limits: Limits
+
+    settings = Nested.from_store(store)
+    assert settings.limits.port == 8443
+    inner = memory.inner
+    assert isinstance(inner, MemoryBackend)
+    inner.set("port", "not-a-port-5e1f")
+    with pytest.raises(ValidationError) as caught:
+        settings.refresh(force=True)
+    assert "not-a-port-5e1f" not in str(caught.value)
+    assert settings.limits.port == 8443
+
+
 def test_a_reference_that_points_nowhere_leaves_the_field_to_its_default(
     store: SecretStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -110,6 +110,8 @@ class SecretkitSettings(BaseSettings):
     secretkit_store: ClassVar[SecretStore | None] = None
 
     _secretkit_bindings: dict[str, Binding] = PrivateAttr(default_factory=dict)
+    # The keyword arguments of the build, for refresh() to build a nested field again.
+    _secretkit_init: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(__pydantic_self__, **values: Any) -> None:
         store = STORE.get()
@@ -128,6 +130,8 @@ class SecretkitSettings(BaseSettings):
         if error is not None:
             raise error  # outside the except block: the original, which shows inputs, is not chained
         __pydantic_self__._secretkit_bindings = build.bindings
+        if any(binding.leaves for binding in build.bindings.values()):
+            __pydantic_self__._secretkit_init = values
         __pydantic_self__._secretkit_remember()
 
     def _secretkit_remember(self) -> None:
@@ -207,7 +211,7 @@ class SecretkitSettings(BaseSettings):
         state = super().__getstate__()
         private = state.get("__pydantic_private__")
         if private and "_secretkit_bindings" in private:
-            state["__pydantic_private__"] = {**private, "_secretkit_bindings": {}}
+            state["__pydantic_private__"] = {**private, "_secretkit_bindings": {}, "_secretkit_init": {}}
         return state
 
     def secretkit_bindings(self) -> dict[str, str]:
@@ -218,10 +222,11 @@ class SecretkitSettings(BaseSettings):
         """Re-read the secrets behind the snapshot fields; replace the ones that changed.
 
         Reads go through the store's cache (a fresh value costs nothing); ``force=True``
-        fetches each from its backend first. Changed fields are validated together before
-        any is replaced: if one fails, none changes and a redacted ``ValidationError`` is
-        raised. ``LiveSecret`` fields need no refresh. Returns the names of the fields
-        that changed.
+        fetches each from its backend first. A field built from nested inputs holding
+        references (``APP_DB__PASSWORD=vault://...``) is built again through the sources when
+        one of its secrets changed. Changed fields are validated together before any is
+        replaced: if one fails, none changes and a redacted ``ValidationError`` is raised.
+        ``LiveSecret`` fields need no refresh. Returns the names of the fields that changed.
         """
         if self.model_config.get("frozen"):
             raise TypeError(
@@ -230,16 +235,27 @@ class SecretkitSettings(BaseSettings):
             )
         with _REFRESH_LOCK:
             read: dict[tuple[int, str], Secret[Any]] = {}
+
+            def now(store: SecretStore, key: str) -> Secret[Any]:
+                slot = (id(store), key)
+                new = read.get(slot)
+                if new is None:
+                    new = read[slot] = store.refresh(key) if force else store.get(key)
+                return new
+
             fresh: dict[str, tuple[Binding, Secret[Any]]] = {}
             changes: list[str] = []
+            rebuild: list[Binding] = []
             for name, binding in self._secretkit_bindings.items():
                 if binding.kind == "live":
                     continue
-                slot = (id(binding.store), binding.key)
-                new = read.get(slot)
-                if new is None:
-                    store = binding.store
-                    new = read[slot] = store.refresh(binding.key) if force else store.get(binding.key)
+                if binding.leaves:
+                    # Nested inputs, which pydantic-settings merges across sources: when one of
+                    # their secrets changed, the field is built again through the sources.
+                    if any(old != now(binding.store, key) for key, old in binding.leaves):
+                        rebuild.append(binding)
+                    continue
+                new = now(binding.store, binding.key)
                 fresh[name] = (binding, new)
                 # A Secret field shows its version, so a new version is a change; any other
                 # field changes only with its value (a new version of a JSON secret may leave
@@ -248,7 +264,14 @@ class SecretkitSettings(BaseSettings):
                     binding.kind == "value" and binding.secret != new
                 ):
                     changes.append(name)
-            candidate = self.model_copy() if changes else self
+            # A redacted ValidationError from building again leaves every field as it was.
+            again = type(self).from_store(rebuild[0].store, **self._secretkit_init) if rebuild else None
+            rebuilt: dict[str, Any] = {}
+            if again is not None:
+                for b in rebuild:
+                    if again.__dict__[b.field_name] != self.__dict__[b.field_name]:
+                        rebuilt[b.field_name] = again.__dict__[b.field_name]
+            candidate = self.model_copy() if changes or rebuilt else self
             validator = type(self).__pydantic_validator__
             error: ValidationError | None = None
             try:
@@ -259,16 +282,25 @@ class SecretkitSettings(BaseSettings):
                         name, field, Resolved(new, binding.key), binding.value_is_complex
                     )
                     validator.validate_assignment(candidate, name, None if value is NONE else value)
+                for name, value in rebuilt.items():
+                    validator.validate_assignment(candidate, name, value)
             except ValidationError as exc:
                 error = redact_validation_error(exc)
             if error is not None:
                 raise error  # outside the except block, so the original is not chained
+            changes += rebuilt
             for name in changes:
                 self.__dict__[name] = candidate.__dict__[name]
             if changes:
                 self._secretkit_remember()
             self._secretkit_bindings = {
-                name: (fresh[name][0].renewed(fresh[name][1]) if name in fresh else binding)
+                name: (
+                    fresh[name][0].renewed(fresh[name][1])
+                    if name in fresh
+                    else again._secretkit_bindings.get(name, binding)
+                    if again is not None and binding.leaves
+                    else binding
+                )
                 for name, binding in self._secretkit_bindings.items()
             }
             return frozenset(changes)

@@ -33,9 +33,14 @@ class Source(Protocol):
 
 
 class Binding:
-    """Which secret a field was built from, so ``refresh()`` can tell whether it changed."""
+    """Which secret a field was built from, so ``refresh()`` can tell whether it changed.
 
-    __slots__ = ("field_name", "key", "kind", "secret", "source", "store", "value_is_complex")
+    A field built from nested inputs (``APP_DB__PASSWORD=vault://...`` under ``db``) has
+    ``leaves``: each secret inside it, by the key it was read with. ``refresh()`` builds such
+    a field again, through the sources, when one of them changed.
+    """
+
+    __slots__ = ("field_name", "key", "kind", "leaves", "secret", "source", "store", "value_is_complex")
 
     def __init__(
         self,
@@ -46,6 +51,7 @@ class Binding:
         kind: Kind,
         secret: Secret[Any],
         value_is_complex: bool = False,
+        leaves: tuple[tuple[str, Secret[Any]], ...] = (),
     ) -> None:
         self.field_name = field_name
         self.source = source
@@ -54,13 +60,21 @@ class Binding:
         self.kind = kind
         self.secret = secret
         self.value_is_complex = value_is_complex
+        self.leaves = leaves
 
     def __repr__(self) -> str:
         return f"Binding({self.field_name!r}, key={self.key!r}, kind={self.kind!r})"
 
     def renewed(self, secret: Secret[Any]) -> Binding:
         return Binding(
-            self.field_name, self.source, self.store, self.key, self.kind, secret, self.value_is_complex
+            self.field_name,
+            self.source,
+            self.store,
+            self.key,
+            self.kind,
+            secret,
+            self.value_is_complex,
+            self.leaves,
         )
 
     # Immutable and holding a store (locks, threads): copies share it instead of cloning it.

@@ -34,7 +34,7 @@ from .._secret import Secret
 from .._store import SecretStore
 from .build import BUILD, Binding, Build
 from .errors import SecretkitSettingsError
-from .values import Kind, MaskedStr, Resolved, kind_of, marker, masked, union_members
+from .values import Kind, MaskedStr, Resolved, kind_of, marker, masked, resolved_leaves, union_members
 
 EnvFiles = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
 FROM_CONFIG: Any = object()  # an argument left to the settings' model_config
@@ -108,11 +108,44 @@ class _Secretkit(_Base):
             return self._secretkit_handle(field_name, field, value, kind) if isinstance(value, str) else None
         prepared = super().prepare_field_value(field_name, field, value, value_is_complex)
         if isinstance(value, Resolved) and prepared is not None:
-            self._secretkit_build().bindings[field_name] = Binding(
-                field_name, self, self._secretkit_store(), value.key, kind, value.secret, value_is_complex
-            )
+            bindings = self._secretkit_build().bindings
+            earlier = bindings.get(field_name)
+            if earlier is not None and earlier.leaves:
+                self._secretkit_bind_leaves(field_name, kind, [value])  # merged with nested inputs
+            else:
+                bindings[field_name] = Binding(
+                    field_name, self, self._secretkit_store(), value.key, kind, value.secret, value_is_complex
+                )
             return masked(prepared)
+        if isinstance(prepared, dict | list):
+            self._secretkit_bind_leaves(field_name, kind, prepared)
         return prepared
+
+    def _secretkit_bind_leaves(
+        self, field_name: str, kind: Kind, prepared: dict[Any, Any] | list[Any]
+    ) -> None:
+        """Remember the secrets a nested input holds, with those other sources found for the field."""
+        found = resolved_leaves(prepared)
+        if not found:
+            return
+        bindings = self._secretkit_build().bindings
+        earlier = bindings.get(field_name)
+        leaves: dict[str, Secret[Any]] = {}
+        if earlier is not None:
+            leaves.update(earlier.leaves or [(earlier.key, earlier.secret)])
+        for leaf in found:
+            leaves.setdefault(leaf.key, leaf.secret)
+        first_key, first_secret = next(iter(leaves.items()))
+        bindings[field_name] = Binding(
+            field_name,
+            self,
+            self._secretkit_store(),
+            first_key,
+            kind,
+            first_secret,
+            True,
+            tuple(leaves.items()),
+        )
 
     def _secretkit_handle(self, field_name: str, field: FieldInfo, value: str, kind: Kind) -> Any:
         """A ``Secret`` snapshot or a live handle for a field typed so."""

@@ -102,6 +102,17 @@ def masked(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def resolved_leaves(value: Any, depth: int = 0) -> list[Resolved]:
+    """The secrets inside a nested input (``APP_DB__PASSWORD=vault://...`` under ``db``)."""
+    if isinstance(value, Resolved):
+        return [value]
+    if depth < 32 and isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in resolved_leaves(item, depth + 1)]
+    if depth < 32 and isinstance(value, list):
+        return [leaf for item in value for leaf in resolved_leaves(item, depth + 1)]
+    return []
+
+
 def union_members(annotation: Any) -> list[Any]:
     origin = get_origin(annotation)
     if origin is Annotated:
