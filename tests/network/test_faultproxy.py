@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import socketserver
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -161,3 +163,47 @@ def test_stop_leaves_no_task_or_socket_behind(upstream: int, mode: str) -> None:
     finally:
         for sock in clients:
             sock.close()
+
+
+def test_stop_closes_a_connection_whose_peer_never_read() -> None:
+    """A connection its handler closed while the client still had unread bytes is closed by stop().
+
+    Closing gracefully waits for the buffer to drain, which never happens with a client that
+    does not read: left so, the transport is collected after the loop closed, and fails there
+    (on Python 3.13.0, with a TypeError inside asyncio).
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    ready = threading.Event()
+
+    def flood() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            ready.wait(10)
+            conn.sendall(b"x" * (16 << 20))  # more than the kernel's buffers take
+
+    feeder = threading.Thread(target=flood, daemon=True)
+    feeder.start()
+    running = FaultProxy("127.0.0.1", listener.getsockname()[1]).start()
+    loop = running._loop
+    assert loop is not None
+    client = socket.create_connection(("127.0.0.1", running.port))
+    try:
+        deadline = time.monotonic() + 5
+        while not running._links and time.monotonic() < deadline:
+            time.sleep(0.01)
+        link = next(iter(running._links))
+        # Writes never wait for the client, so the handler ends with bytes still queued for it.
+        loop.call_soon_threadsafe(link.client.transport.set_write_buffer_limits, 1 << 30)
+        ready.set()
+        feeder.join(10)
+        client.shutdown(socket.SHUT_WR)  # the client is done sending, and reads nothing
+        while running._links and time.monotonic() < deadline + 5:
+            time.sleep(0.01)
+        assert not running._links, "the handler did not end"
+        running.stop()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            gc.collect()
+    finally:
+        client.close()
+        listener.close()

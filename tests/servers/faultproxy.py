@@ -88,6 +88,7 @@ class FaultProxy:
         self._server: asyncio.Server | None = None
         self._changed: asyncio.Event | None = None
         self._links: set[_Link] = set()
+        self._transports: set[asyncio.WriteTransport] = set()  # every socket, for stop() to close
         self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------
@@ -146,13 +147,19 @@ class FaultProxy:
             self._wake()
             pending = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
             if not pending:
-                return
+                break
             if loop.time() > give_up:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
                 break
             await asyncio.wait(pending, timeout=0.05)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        # A connection its handler closed gracefully stays open while it has bytes its peer has
+        # not read; left so, it is collected after the loop closed and fails there.
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        await asyncio.sleep(0)
 
     def _wake(self) -> None:
         """Wake every pump waiting out a blackhole, then arm a fresh event for the next change."""
@@ -204,6 +211,7 @@ class FaultProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._transports.add(writer.transport)
         link = _Link(writer, None)
         self._links.add(link)
         try:
@@ -216,6 +224,7 @@ class FaultProxy:
                 # The server is down: the client sees its connection refused-then-reset.
                 link.abort(rst=True)
                 return
+            self._transports.add(up_writer.transport)
             if link.closed:
                 # Cut (reset, or stop) while connecting upstream: nothing else will close this one.
                 up_writer.transport.abort()
