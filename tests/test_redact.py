@@ -82,9 +82,9 @@ def test_where_a_database_secret_points_stays_readable(handler_output: io.String
     document = json.dumps(
         {
             "engine": "postgres",
-            "host": "orders-db.internal",
-            "port": 54329,
-            "dbname": "orders_main",
+            "host": "orders-7c1e.db.example",
+            "port": 61873,
+            "dbname": "orders_7c1e",
             "username": "orders-app-7f3e",
             "password": "orders-pw-9c41d2",
         }
@@ -92,12 +92,13 @@ def test_where_a_database_secret_points_stays_readable(handler_output: io.String
     backend = MemoryBackend({"DB": document, "OTHER": '{"host": "only-host-picked.internal"}'})
     store = SecretStore([], reference_backends=[backend])
     assert store.get("memory://DB").field("password").reveal() == "orders-pw-9c41d2"
-    line = "postgres at orders-db.internal:54329/orders_main as orders-app-7f3e:orders-pw-9c41d2"
+    line = "postgres at orders-7c1e.db.example:61873/orders_7c1e as orders-app-7f3e:orders-pw-9c41d2"
     log().info(line, extra={"extra_field": "-"})
     store.get("memory://OTHER#host")
     log().info("picked only-host-picked.internal", extra={"extra_field": "-"})
     text = handler_output.getvalue()
-    assert "postgres at orders-db.internal:54329/orders_main as " in text
+    assert " at orders-7c1e.db.example:61873/orders_7c1e as " in text
+    assert "postgres" not in forms(document)  # the engine (another test may register the word itself)
     assert "orders-app-7f3e" not in text and "orders-pw-9c41d2" not in text
     assert "only-host-picked.internal" not in text
 
