@@ -207,3 +207,43 @@ def test_stop_closes_a_connection_whose_peer_never_read() -> None:
     finally:
         client.close()
         listener.close()
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_stop_while_clients_keep_connecting_leaves_nothing_open(upstream: int, attempt: int) -> None:
+    """Connections that arrive while stop() runs are closed too: no task, no socket outlives the loop.
+
+    Abandoned SDK calls retry, and their new connections can reach the listener just as a
+    test's proxy stops.
+    """
+    running = FaultProxy("127.0.0.1", upstream).start()
+    loop = running._loop
+    assert loop is not None
+    hammering = threading.Event()
+    done = threading.Event()
+    clients: list[socket.socket] = []
+
+    def connect_in_a_loop() -> None:
+        while not done.is_set():
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", running.port))
+            clients.append(sock)
+            hammering.set()
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=connect_in_a_loop, daemon=True)
+    thread.start()
+    try:
+        assert hammering.wait(5)
+        time.sleep(0.05 + attempt * 0.01)
+        running.stop()
+        assert not [task for task in asyncio.all_tasks(loop) if not task.done()]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            gc.collect()
+    finally:
+        done.set()
+        thread.join(5)
+        for sock in clients:
+            sock.close()

@@ -137,28 +137,44 @@ class FaultProxy:
         # that has not started yet makes asyncio's stream callback log a CancelledError (3.11),
         # and one still pending when the loop closes is destroyed with its sockets open.
         self._stopping = True
-        if self._server is not None:
-            self._server.close()
+        server = self._server
         loop = asyncio.get_running_loop()
+        if server is not None:
+            # Stop accepting, but close the server only once every connection accepted so far has
+            # its transport: asyncio builds one a turn after the accept, and building it for a
+            # closed server fails half-way, leaving its socket open (3.11 to 3.13).
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
         give_up = loop.time() + 10.0
-        while True:
+        # A connection accepted just before the listener closed becomes a task a few turns of
+        # the loop later (accept, then the transport, then the handler): wait for several quiet
+        # turns in a row, not one, before deciding that nothing is left.
+        quiet = 0
+        while quiet < 3:
             for link in list(self._links):
                 link.abort(rst=True)
             self._wake()
             pending = {t for t in asyncio.all_tasks() if t is not asyncio.current_task()}
             if not pending:
-                break
+                quiet += 1
+                await asyncio.sleep(0)
+                continue
+            quiet = 0
             if loop.time() > give_up:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
                 break
             await asyncio.wait(pending, timeout=0.05)
+        if server is not None:
+            server.close()
         # A connection its handler closed gracefully stays open while it has bytes its peer has
         # not read; left so, it is collected after the loop closed and fails there.
         for transport in self._transports:
             transport.abort()
         self._transports.clear()
+        if server is not None and hasattr(server, "abort_clients"):
+            server.abort_clients()  # 3.13+: whatever the listener accepted, handled or not
         await asyncio.sleep(0)
 
     def _wake(self) -> None:
