@@ -16,25 +16,20 @@ from typing import Any
 import pytest
 
 from network._remotes import BUILDERS, REMOTES, Remote
+from servers.aws_env import use_test_aws_env
 from servers.azure_server import KeyVaultServer
 from servers.azure_server import free_port as azure_free_port
 from servers.faultproxy import FaultProxy
 from servers.gcp_server import GcpSecretManagerServer
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.moto_server import MotoServer
 from servers.openbao_server import OpenBaoServer
 
 
 @pytest.fixture(autouse=True)
 def network_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """SDKs see test credentials and no proxy, endpoint or profile of the machine."""
+    use_test_aws_env(monkeypatch, tmp_path)
     for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
-        "AWS_ROLE_ARN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
         "VAULT_ADDR",
         "VAULT_TOKEN",
         "VAULT_NAMESPACE",
@@ -47,12 +42,6 @@ def network_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         "AZURE_KEYVAULT_URL",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("HOME", str(tmp_path))
 
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.aws_env import use_test_aws_env
+from servers.moto_server import MotoServer
 from servers.openbao_server import OpenBaoServer
 
 FORMATS = {"yaml": ".yaml", "json": ".json", "dotenv": ".env", "ini": ".ini", "binary": ".bin"}
@@ -119,23 +120,15 @@ def sops_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key_file: Path) ->
         "SOPS_KMS_ARN",
         "VAULT_ADDR",
         "VAULT_TOKEN",
-        "AWS_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_KMS",
     ):
         monkeypatch.delenv(name, raising=False)
+    use_test_aws_env(monkeypatch, tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key_file))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     return dict(os.environ)
 
 
