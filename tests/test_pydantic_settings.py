@@ -11,7 +11,7 @@ import pytest
 from pydantic import AliasChoices, BaseModel, Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from _pydantic_helpers import BatchMemoryBackend
+from _batching import BatchMemoryBackend
 from secretkit import (
     InvalidReference,
     LiveSecret,

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from _pydantic_helpers import BatchMemoryBackend
+from _batching import BatchMemoryBackend
 from secretkit import Fetched, LiveSecret, Secret, SecretRef, SecretStore
 from secretkit._redact import redact
 from secretkit.backends.env import EnvBackend

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import secretkit
-from secretkit import BackendUnavailable, Fetched, SecretNotFound, SecretRef, SecretStore
+from _batching import BatchMemoryBackend
+from secretkit import BackendUnavailable, SecretNotFound, SecretStore
 from secretkit._telemetry import Instrumentation, name_hash, traceparent_env
 from secretkit.backends import MemoryBackend
 from secretkit.testing import FakeClock
@@ -100,22 +101,9 @@ def test_a_fetch_makes_one_span_with_the_documented_attributes(otel: Otel, clock
     assert span.status.status_code is not StatusCode.ERROR
 
 
-class BatchingMemory(MemoryBackend):
-    """An in-memory backend that also fetches in batches, as AWS and GCP do."""
-
-    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
-        out: dict[SecretRef, Fetched | Exception] = {}
-        for ref in refs:
-            try:
-                out[ref] = self.fetch(ref)
-            except SecretNotFound as exc:
-                out[ref] = exc
-        return out
-
-
 def test_a_batch_makes_one_span_naming_every_secret(otel: Otel, clock: FakeClock) -> None:
     """A batched prefetch is one span with the count and the list of names."""
-    backend = BatchingMemory({"a": VALUE, "b": VALUE, "c": VALUE})
+    backend = BatchMemoryBackend({"a": VALUE, "b": VALUE, "c": VALUE})
     store = SecretStore([], reference_backends=[backend], clock=clock)
     names = ["memory://a", "memory://b", "memory://c"]
     assert store.prefetch(names) == {}

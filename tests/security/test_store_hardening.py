@@ -9,12 +9,12 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 import secretkit
+from _batching import BatchMemoryBackend
 from secretkit import (
     AccessDenied,
     BackendUnavailable,
@@ -195,22 +195,9 @@ def test_a_url_with_a_password_is_not_echoed_in_errors() -> None:
 # -- leaks through tracebacks and causes ---------------------------------------------------------
 
 
-class _BatchBackend(MemoryBackend):
-    """A batching backend: fetch_many of the memory backend's values, as AWS's batch call returns them."""
-
-    def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
-        out: dict[SecretRef, Fetched | Exception] = {}
-        for ref in refs:
-            try:
-                out[ref] = self.fetch(ref)
-            except Exception as exc:
-                out[ref] = exc
-        return out
-
-
 def test_a_batched_failure_carries_no_other_items_value() -> None:
     """prefetch of db#password and db#usernme: the second failure's traceback holds no password."""
-    backend = _BatchBackend({"prod/db": f'{{"password": "{PASSWORD}", "username": "{OTHER}"}}'})
+    backend = BatchMemoryBackend({"prod/db": f'{{"password": "{PASSWORD}", "username": "{OTHER}"}}'})
     store = SecretStore([], reference_backends=[backend])
     failures = store.prefetch(["memory://prod/db#password", "memory://prod/db#usernme"])
     assert set(failures) == {"memory://prod/db#usernme"}

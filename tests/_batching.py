@@ -1,4 +1,4 @@
-"""What the settings tests share: a memory backend that fetches in batches."""
+"""A memory backend that fetches in batches, for tests of the store's batched paths."""
 
 from __future__ import annotations
 
