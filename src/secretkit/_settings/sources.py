@@ -301,6 +301,7 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
         return wanted
 
     def _secretkit_file(self, env_name: str) -> Path | None:
+        """The file this source reads for ``env_name``: the last directory wins, inside its directory."""
         configured = self.secrets_dir
         if configured is None:
             return None
@@ -342,13 +343,10 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
         return data
 
     def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
-        # secrets_paths (2.5+: several directories) or secrets_path (2.4: one).
-        directories = getattr(self, "secrets_paths", None) or [getattr(self, "secrets_path", None)]
         for _, env_name, _ in self._extract_field_info(field, field_name):
-            for directory in reversed([d for d in directories if d is not None]):
-                path = self.find_case_path(directory, env_name, self.case_sensitive)
-                if path is not None and path.is_file():
-                    return str(SecretRef("file", str(path.resolve())))
+            path = self._secretkit_file(env_name)
+            if path is not None:
+                return str(SecretRef("file", str(path.resolve())))
         return None
 
 
