@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 
 from . import _events
 from ._backend import Backend, Fetched
-from ._errors import AccessDenied, ConfigurationError, InvalidReference, SecretNotFound, shown
+from ._errors import AccessDenied, ConfigurationError, SecretNotFound, shown
 from ._events import Outcome
+from ._options import check_options
 from ._refs import SecretRef
 from ._secret import Missing, Secret, field_value
 
@@ -51,20 +52,6 @@ def end_spans(spans: list[Any], outcome: Outcome, version: str | None, error: Ba
             span.end(outcome, version, error)
         except Exception:
             log.warning("secretkit: fetch observer span %r failed", span, exc_info=True)
-
-
-def check_options(backend: Backend, ref: SecretRef) -> None:
-    """Refuse options the backend does not take, before it is asked (a backend declares ``options``)."""
-    accepted = getattr(backend, "options", None)
-    if accepted is None or not ref.options:
-        return
-    unknown = sorted(set(ref.options) - set(accepted))
-    if unknown:
-        takes = ", ".join(sorted(accepted)) or "none"
-        raise InvalidReference(
-            f"{shown(str(ref))}: the {backend.scheme} backend has no option "
-            f"{', '.join(map(repr, unknown))} (it takes: {takes}); remove it from the reference"
-        )
 
 
 def consumes_field(backend: Backend, ref: SecretRef) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import threading
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from . import _registry
+from ._allow import AllowList
 from ._backend import Backend, Fetched
 from ._cache import Entry, Flight, Timing
 from ._errors import (
@@ -166,7 +166,8 @@ class SecretStore:
         self.max_size = max_size
         self.deadline = deadline
         self.concurrency = concurrency
-        self.allow: tuple[str, ...] | None = None if allow is None else tuple(allow)
+        #: The allow-list (a tuple of the patterns given), or ``None``: everything is allowed.
+        self.allow: AllowList | None = None if allow is None else AllowList(allow)
         self._clock = clock
         self._entries: dict[str, Entry] = {}
         self._failures: dict[str, _Failure] = {}
@@ -1116,33 +1117,23 @@ class SecretStore:
     # -- helpers -------------------------------------------------------------------------
 
     def _check_allowed(self, name: str, ref: SecretRef | None) -> None:
-        if self.allow is None:
+        """Refuse ``name`` (told to listeners) unless the allow-list grants it; the CLI asks here too."""
+        allow = self.allow
+        if allow is None:
             return
-        if ref is not None:
-            if self._allowed_ref(ref):
-                return
-        elif any(fnmatch.fnmatchcase(name, p) for p in self.allow):
+        if allow.admits_ref(ref) if ref is not None else allow.admits_name(name):
             return
-        error = self._denied(name, "it matches no pattern")
+        error = allow.refusal(name, "it matches no pattern")
         if self._listeners:
             self._emit(name, ref.scheme if ref else None, None, False, 0.0, "denied", error)
         raise error
 
     def _allowed_ref(self, ref: SecretRef) -> bool:
-        """Whether the allow-list grants ``ref``: its normalised path only, never ``#field`` or options."""
-        if self.allow is None:
-            return True
-        path = ref.normalized_path
-        candidates = (path, f"{ref.scheme}://{path}")
-        return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in self.allow)
+        """Whether the allow-list grants ``ref`` (see :class:`~secretkit._allow.AllowList`)."""
+        return self.allow is None or self.allow.admits_ref(ref)
 
     def _denied(self, name: str, why: str) -> AccessDenied:
-        err = AccessDenied(
-            f"secret {shown(name)} is refused by this store's allow-list ({why}: {list(self.allow or [])}); "
-            "add a matching pattern to allow=[...] to permit it"
-        )
-        err.name = name
-        return err
+        return (self.allow or AllowList(())).refusal(name, why)
 
     def _count(self, scheme: str) -> Counters:
         counters = self._counters.get(scheme)

@@ -11,7 +11,6 @@ store's chain (its remote backends) for fields no other source set.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -613,12 +612,10 @@ class SecretkitSettingsSource(_Secretkit, PydanticBaseEnvSettingsSource):
 
 # A name lookup is a guess among spellings: one that the store's allow-list refuses is
 # skipped rather than reported, so an allow-list does not break fields left to defaults.
+# The store's own allow-list object decides, so this skip and the store's refusal always agree.
 def _allowed_name(store: SecretStore, name: str) -> bool:
-    return store.allow is None or any(fnmatch.fnmatchcase(name, p) for p in store.allow)
+    return store.allow is None or store.allow.admits_name(name)
 
 
 def _allowed_ref(store: SecretStore, ref: SecretRef) -> bool:
-    if store.allow is None:
-        return True
-    candidates = (ref.path, f"{ref.scheme}://{ref.path}", str(ref))
-    return any(fnmatch.fnmatchcase(c, p) for c in candidates for p in store.allow)
+    return store.allow is None or store.allow.admits_ref(ref)

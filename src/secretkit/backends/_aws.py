@@ -17,6 +17,7 @@ from .._errors import (
     SecretkitError,
     SecretNotFound,
 )
+from .._options import Shape, where
 from .._refs import SecretRef
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ __all__ = [
     "arn_region",
     "batch_denied",
     "call",
-    "check_options",
     "chunks",
     "each_unavailable",
     "group_by_region",
@@ -175,9 +175,10 @@ def map_error(exc: BaseException, ctx: ErrorContext) -> SecretkitError:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return map_client_error(str(error.get("Code", "")), str(error.get("Message", "")), status, ctx)
     if isinstance(exc, bx.ParamValidationError):
+        # botocore's text quotes the parameter's value, which came from the reference's options.
         err = InvalidReference(
-            f"secret {ctx.secret!r}: the {ctx.scheme} backend cannot ask {ctx.service} for it: "
-            f"{_short(str(exc))}; fix the reference"
+            f"secret {ctx.secret!r}: the {ctx.scheme} backend cannot ask {ctx.service} for it: botocore "
+            "refused a parameter built from the reference (ParamValidationError); fix the reference"
         )
     elif isinstance(exc, bx.NoRegionError):
         err = ConfigurationError(
@@ -277,19 +278,15 @@ def pick_region(ref: SecretRef, service: str, scheme: str) -> str | None:
     in_arn = arn_region(ref.path, service)
     if option and in_arn and option != in_arn:
         raise InvalidReference(
-            f"the reference {str(ref)!r} names the region {option!r} but its ARN is in {in_arn!r}; "
+            f"{where(ref)} names a region in ?region= that is not its ARN's ({in_arn!r}); "
             "drop ?region= (the ARN's region is used)"
         )
     return option or in_arn
 
 
-def check_options(ref: SecretRef, known: Sequence[str], scheme: str) -> None:
-    unknown = sorted(set(ref.options) - set(known))
-    if unknown:
-        raise InvalidReference(
-            f"the reference {str(ref)!r} has an option the {scheme} backend does not know "
-            f"({', '.join(unknown)}); use {', '.join(k + '=' for k in known)}"
-        )
+#: The shape of an AWS region name (us-east-1, us-gov-west-1, eu-isoe-west-1): checked before
+#: botocore builds an endpoint from it, which fails as an outage and quotes the value.
+REGION = Shape(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}", "an AWS region name, such as eu-west-1")
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
@@ -384,8 +381,9 @@ class Clients:
         with self._lock:
             client = self._built.get(region)
             if client is None:
-                from botocore.exceptions import NoRegionError
+                from botocore.exceptions import InvalidRegionError, NoRegionError
 
+                refused: ConfigurationError | None = None
                 try:
                     client = self._session.client(
                         self.service,
@@ -398,6 +396,24 @@ class Clients:
                         f"the {self.scheme} backend has no AWS region; set AWS_DEFAULT_REGION, pass "
                         "region=... to the backend, or add ?region=... to the reference"
                     ) from exc
+                except InvalidRegionError:
+                    # A reference's ?region= is shape-checked before this; this one came from the
+                    # configuration. botocore's text quotes it.
+                    refused = ConfigurationError(
+                        f"the {self.scheme} backend was configured with a region that is not an AWS "
+                        "region name (from region=..., AWS_DEFAULT_REGION or AWS_REGION); fix it"
+                    )
+                except ValueError:
+                    # Building a client sends nothing, so this is configuration: in practice an
+                    # endpoint URL botocore cannot parse, and its "Invalid endpoint: <url>" quotes
+                    # the URL, user-info and all.
+                    refused = ConfigurationError(
+                        f"the {self.scheme} backend's configuration was refused by botocore: most likely "
+                        "the endpoint URL is not a valid URL (endpoint_url=... or AWS_ENDPOINT_URL*); fix it"
+                    )
+                if refused is not None:
+                    # Raised outside the except: not even __context__ keeps botocore's text.
+                    raise refused
                 self._built[region] = client
         return client
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._backend import Fetched
 from .._errors import BackendUnavailable, SecretkitError, SecretNotFound
+from .._options import Shape, check_options
 from .._refs import SecretRef
 from . import _aws
 
@@ -21,6 +22,12 @@ log = logging.getLogger("secretkit")
 _SERVICE = "secretsmanager"
 _LABEL = "AWS Secrets Manager"
 _OPTIONS = ("region", "stage", "version")
+_SHAPES = {
+    "region": _aws.REGION,
+    # AWS documents lengths only; a value with spaces or control characters is never one.
+    "stage": Shape(r"[!-~]{1,256}", "a staging label (1 to 256 printable characters, no spaces)"),
+    "version": Shape(r"[!-~]{32,64}", "a VersionId (32 to 64 printable characters, usually a UUID)"),
+}
 _BATCH = 20  # BatchGetSecretValue takes at most 20 secret ids
 _CURRENT = "AWSCURRENT"
 
@@ -42,6 +49,8 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
 
     scheme = "aws-sm"
     options = frozenset(_OPTIONS)
+    #: The shape of each option's value, checked before any call (see ``secretkit._options``).
+    option_shapes = _SHAPES
 
     service = _SERVICE
     label = _LABEL
@@ -49,7 +58,7 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     single_permission = "secretsmanager:GetSecretValue"
 
     def fetch(self, ref: SecretRef) -> Fetched:
-        _aws.check_options(ref, _OPTIONS, self.scheme)
+        check_options(self, ref)
         region = _aws.pick_region(ref, _SERVICE, self.scheme)
         request: dict[str, Any] = {"SecretId": ref.path}
         version, stage = ref.options.get("version"), ref.options.get("stage")
@@ -131,7 +140,7 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
             # and are fetched one by one, so each gets its own precise error.
 
     def _region_of(self, ref: SecretRef) -> str | None:
-        _aws.check_options(ref, _OPTIONS, self.scheme)
+        check_options(self, ref)
         return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
 
 

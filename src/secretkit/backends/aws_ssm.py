@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._backend import Fetched
 from .._errors import BackendUnavailable, InvalidReference, SecretkitError, SecretNotFound
+from .._options import Shape, check_options, where
 from .._refs import SecretRef
 from . import _aws
 
@@ -21,6 +22,15 @@ log = logging.getLogger("secretkit")
 _SERVICE = "ssm"
 _LABEL = "AWS SSM Parameter Store"
 _OPTIONS = ("label", "region", "version")
+_SHAPES = {
+    "region": _aws.REGION,
+    # AWS's rule for labels; one with ':' or '/' would also change the name the request sends.
+    "label": Shape(
+        r"[A-Za-z._-][A-Za-z0-9._-]{0,99}",
+        "a parameter label (letters, digits, '.', '-' and '_', not starting with a digit, at most 100)",
+    ),
+    "version": Shape(r"[0-9]{1,19}", "a parameter version number, such as 3 (?label= names a label)"),
+}
 _BATCH = 10  # GetParameters takes at most 10 names
 
 
@@ -39,6 +49,8 @@ class AwsParameterStoreBackend(_aws.AwsBackendBase):
 
     scheme = "aws-ssm"
     options = frozenset(_OPTIONS)
+    #: The shape of each option's value, checked before any call (see ``secretkit._options``).
+    option_shapes = _SHAPES
 
     service = _SERVICE
     label = _LABEL
@@ -124,22 +136,15 @@ def _batchable(ref: SecretRef) -> bool:
 
 def _request_name(ref: SecretRef) -> tuple[str, str]:
     """The parameter name and the ``:version`` / ``:label`` selector to send."""
-    _aws.check_options(ref, _OPTIONS, AwsParameterStoreBackend.scheme)
+    check_options(AwsParameterStoreBackend, ref)
     name = ref.path
     if not name.startswith(("/", "arn:")) and "/" in name:
         # A hierarchical name always starts with "/": aws-ssm://prod/app/key means /prod/app/key.
         name = "/" + name
     version, label = ref.options.get("version"), ref.options.get("label")
     if version and label:
-        raise InvalidReference(
-            f"the reference {str(ref)!r} asks for both a version and a label; use one of them"
-        )
+        raise InvalidReference(f"{where(ref)} asks for both a version and a label; use one of them")
     if version:
-        if not version.isdigit():
-            raise InvalidReference(
-                f"the reference {str(ref)!r}: a parameter version is a number (?version=3), "
-                f"not {version!r}; use ?label= for a label"
-            )
         return name, f":{version}"
     if label:
         return name, f":{label}"

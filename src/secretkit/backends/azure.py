@@ -23,6 +23,8 @@ from .._errors import (
     SecretkitError,
     SecretNotFound,
 )
+from .._options import Shape, check_options
+from .._options import where as where_ref
 from .._refs import SecretRef
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ _HOST = re.compile(
 _SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _VERSION_ID = re.compile(r"[0-9A-Fa-f]{32}")
 _OPTIONS = frozenset({"version"})
+_SHAPES = {"version": Shape(_VERSION_ID.pattern, "a Key Vault version id (32 hexadecimal characters)")}
 # azure-core's defaults (300 s connect and read timeouts, 3 retries backing off up to 120 s)
 # would keep an attempt alive minutes after the store's deadline (5 s by default) stopped
 # waiting for it. These keep its worst case near that deadline; client_kwargs override them.
@@ -87,6 +90,8 @@ class AzureKeyVaultBackend:
     scheme = "azure-kv"
     #: The query options a reference may carry; the store refuses others before asking Key Vault.
     options = _OPTIONS
+    #: The shape of each option's value, checked before any call (see ``secretkit._options``).
+    option_shapes = _SHAPES
 
     def __init__(
         self,
@@ -142,7 +147,7 @@ class AzureKeyVaultBackend:
 
     def _default_vault(self, ref: SecretRef | None) -> str:
         if self.vault_url is None:
-            what = f"{str(ref)!r} names no vault" if ref is not None else "no vault was given"
+            what = f"{where_ref(ref)} names no vault" if ref is not None else "no vault was given"
             raise ConfigurationError(
                 f"the azure-kv backend has no default vault and {what}: pass "
                 f"AzureKeyVaultBackend(vault_url=...), set ${VAULT_ENV}, or name the vault in the "
@@ -180,17 +185,13 @@ class AzureKeyVaultBackend:
 
     def _target(self, ref: SecretRef) -> tuple[str, str, str | None]:
         """``(vault URL, Key Vault secret name, version or None)`` for a reference."""
-        unknown = set(ref.options) - _OPTIONS
-        if unknown:
-            raise InvalidReference(
-                f"{str(ref)!r}: azure-kv references take only ?version=<id>, not {', '.join(sorted(unknown))}"
-            )
+        check_options(self, ref)
         path = ref.path
         explicit_url = False
         if "://" in path:
             scheme, _, path = path.partition("://")
             if scheme.lower() != "https":
-                raise InvalidReference(f"{str(ref)!r}: Key Vault is reached over https:// only")
+                raise InvalidReference(f"{where_ref(ref)}: Key Vault is reached over https:// only")
             explicit_url = True
         parts = path.split("/")
         if len(parts) == 5 and parts[1].lower() == "secrets" and not parts[4]:
@@ -205,7 +206,7 @@ class AzureKeyVaultBackend:
             path_version = parts[3] if len(parts) == 4 else None
         else:
             raise InvalidReference(
-                f"{str(ref)!r}: expected azure-kv://[vault/]secret-name, a vault URL and a name "
+                f"{where_ref(ref)}: expected azure-kv://[vault/]secret-name, a vault URL and a name "
                 "(azure-kv://https://my-vault.vault.azure.net/name) or a secret identifier "
                 "(azure-kv://https://my-vault.vault.azure.net/secrets/name/version)"
             )
@@ -215,7 +216,7 @@ class AzureKeyVaultBackend:
             try:
                 url = _vault_url(f"https://{vault}" if explicit_url else vault)
             except ValueError as exc:
-                raise InvalidReference(f"{str(ref)!r}: {exc}") from None
+                raise InvalidReference(f"{where_ref(ref)}: {exc}") from None
         name = raw_name.replace(":", "--").replace("_", "-")
         if not _SECRET_NAME.fullmatch(name):
             detail = (
@@ -225,13 +226,13 @@ class AzureKeyVaultBackend:
             if vault is None:
                 # A plain name tried along a chain: it cannot exist here, so the next backend may have it.
                 raise SecretNotFound(ref.path, detail=detail)
-            raise InvalidReference(f"{str(ref)!r}: {detail}")
+            raise InvalidReference(f"{where_ref(ref)}: {detail}")
         version = ref.options.get("version")
-        if version is not None and not version:
-            raise InvalidReference(f"{str(ref)!r}: ?version= is empty; give a version id or leave it out")
         if path_version:
             if version is not None and version.lower() != path_version.lower():
-                raise InvalidReference(f"{str(ref)!r}: the identifier and ?version= name different versions")
+                raise InvalidReference(
+                    f"{where_ref(ref)}: the identifier and ?version= name different versions"
+                )
             version = path_version
         return url, name, version
 

@@ -19,6 +19,7 @@ from .._errors import (
     SecretkitError,
     SecretNotFound,
 )
+from .._options import Shape, check_options, where
 from .._refs import SecretRef
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ _SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _VERSION = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _VERSION_IN_MESSAGE = re.compile(r"/versions/([^/\]\s]+)\]")
 _OPTIONS = frozenset({"version"})
+_SHAPES = {
+    "version": Shape(
+        _VERSION.pattern, "a version number, 'latest' or an alias (at most 63 of A-Z a-z 0-9 - _)"
+    )
+}
 
 # Insecure channels only ever reach a local emulator or test server: reconnect quickly
 # after it restarts instead of backing off for up to two minutes (gRPC's default). gRPC
@@ -79,6 +85,8 @@ class GcpSecretManagerBackend:
     scheme = SCHEME
     #: The query options a reference may carry; the store refuses others before asking the service.
     options = _OPTIONS
+    #: The shape of each option's value, checked before any call (see ``secretkit._options``).
+    option_shapes = _SHAPES
 
     def __init__(
         self,
@@ -247,12 +255,7 @@ class GcpSecretManagerBackend:
 
     def _version_name(self, ref: SecretRef) -> tuple[str, str]:
         """``projects/P/secrets/S/versions/V`` for ``ref``, and the secret's own name."""
-        unknown = set(ref.options) - _OPTIONS
-        if unknown:
-            raise InvalidReference(
-                f"{SCHEME}://{ref.path}: unknown option(s) {sorted(unknown)}; "
-                f"{SCHEME} references take ?version=<number|latest|alias>"
-            )
+        check_options(self, ref)
         option = ref.options.get("version")
         path = ref.path
         full = _FULL_NAME.fullmatch(path) if path.startswith("projects/") else None
@@ -261,8 +264,8 @@ class GcpSecretManagerBackend:
             location, version = full["location"], full["version"]
             if version is not None and option is not None and option != version:
                 raise InvalidReference(
-                    f"{SCHEME}://{path}: the name pins version {version} and ?version= asks for "
-                    f"{option}; give the version once"
+                    f"{where(ref)}: the name pins version {version} and ?version= asks for another; "
+                    "give the version once"
                 )
             version = version or option
         else:
@@ -287,8 +290,9 @@ class GcpSecretManagerBackend:
             )
         version = version or "latest"
         if not _VERSION.fullmatch(version):
+            # Only a version in the path gets here (?version= was checked with the other options).
             raise InvalidReference(
-                f"{SCHEME}://{path}: the version {version!r} is not a version number, 'latest' or an alias"
+                f"{where(ref)}: the version in the name is not a version number, 'latest' or an alias"
             )
         parent = f"projects/{project}" + (f"/locations/{location}" if location else "")
         secret_name = f"{parent}/secrets/{secret_id}"

@@ -32,7 +32,9 @@ from .._errors import (
     MissingDependency,
     SecretkitError,
     SecretNotFound,
+    shown,
 )
+from .._options import Shape, check, where
 from .._refs import SecretRef
 from .vault_auth import AppRoleAuth, JwtAuth, KubernetesAuth, Login, TokenAuth, VaultAuth
 
@@ -67,6 +69,20 @@ _KV_OPTIONS = frozenset({"engine", "version", "key", "encoding"})
 # (version=, and the parameters of opted-in writes) are sent to Vault as request parameters.
 _GENERIC_OPTIONS = frozenset({"engine", "method", "key", "encoding", "lease"})
 _OPTIONS = _KV_OPTIONS | _GENERIC_OPTIONS
+_ENGINE = Shape(r"kv|generic", "kv (the default) or generic")
+_ENCODING = Shape(r"base64", "base64")
+_KV_SHAPES = {
+    "engine": _ENGINE,
+    "encoding": _ENCODING,
+    "version": Shape(r"[0-9]{1,19}", "a KV v2 version number, such as 3"),
+}
+# An engine=generic reference's version= is a request parameter like any other: Vault judges it.
+_GENERIC_SHAPES = {
+    "engine": _ENGINE,
+    "encoding": _ENCODING,
+    "method": Shape(r"get|post", "GET (read) or POST (write)", ignore_case=True),
+    "lease": Shape(r"new", "one value, new"),
+}
 _TRUE = frozenset({"1", "t", "true"})
 
 _BACKENDS: weakref.WeakSet[VaultBackend] = weakref.WeakSet()
@@ -232,24 +248,30 @@ class VaultBackend:
 
     # -- reading -------------------------------------------------------------------------
 
+    def option_shapes(self, ref: SecretRef) -> dict[str, Shape]:
+        """The shape of each option's value for ``ref``'s engine (see ``secretkit._options``)."""
+        return _GENERIC_SHAPES if ref.options.get("engine") == "generic" else _KV_SHAPES
+
     def fetch(self, ref: SecretRef) -> Fetched:
-        engine = ref.options.get("engine", "kv")
-        if engine == "kv":
-            return self._fetch_kv(ref)
-        if engine == "generic":
+        # Every option value is checked here, before a mount look-up, a login or a read: a
+        # malformed one is the reference's fault, not an outage. Names are checked per engine
+        # below, so that a write nobody allowed is refused as such first.
+        check(self.scheme, ref, None, self.option_shapes(ref))
+        if ref.options.get("encoding") is not None and ref.options.get("key") is None:
+            raise InvalidReference(f"{where(ref)}: encoding= applies to one key; add key=NAME")
+        if ref.options.get("engine", "kv") == "generic":
             return self._fetch_generic(ref)
-        raise InvalidReference(
-            f"{str(ref)!r}: unknown engine {engine!r}; use engine=kv (the default) or engine=generic"
-        )
+        return self._fetch_kv(ref)
 
     def _fetch_kv(self, ref: SecretRef) -> Fetched:
         options = ref.options
-        unknown = options.keys() - _KV_OPTIONS
-        if unknown:
-            raise InvalidReference(
-                f"{str(ref)!r}: unknown option(s) {sorted(unknown)}; a KV reference takes "
-                "version=, key= and encoding= (use engine=generic to send parameters to Vault)"
-            )
+        check(
+            self.scheme,
+            ref,
+            _KV_OPTIONS,
+            {},
+            fix="remove it from the reference (engine=generic sends other options to Vault as parameters)",
+        )
         mount, sub, kv_version = self._locate(ref)
         version = options.get("version")
         client = self._client
@@ -266,7 +288,7 @@ class VaultBackend:
             return Fetched(_value(body["data"], ref), version=str(body["metadata"]["version"]))
         if version is not None:
             raise InvalidReference(
-                f"{str(ref)!r}: the mount {mount!r} is KV version 1, which keeps no versions; drop ?version="
+                f"{where(ref)}: the mount {mount!r} is KV version 1, which keeps no versions; drop ?version="
             )
         response = self._request(
             ref, f"{mount}/{sub}", lambda: client.secrets.kv.v1.read_secret(path=sub, mount_point=mount)
@@ -332,13 +354,9 @@ class VaultBackend:
 
     def _fetch_generic(self, ref: SecretRef) -> Fetched:
         method = ref.options.get("method", "GET").upper()
-        if method not in ("GET", "POST"):
-            raise InvalidReference(f"{str(ref)!r}: method must be GET (read) or POST (write), not {method!r}")
         self._check_generic(ref, method)
         fresh = ref.options.get("lease")
         if fresh is not None:
-            if fresh != "new":
-                raise InvalidReference(f"{str(ref)!r}: lease= takes one value, new, not {fresh!r}")
             # The credential held for the reference without lease=new was refused somewhere
             # (revoked early, its user dropped): replace it, for that reference's readers too.
             ref = ref.replace(options={k: v for k, v in ref.options.items() if k != "lease"})
@@ -360,29 +378,31 @@ class VaultBackend:
         """Refuse, before any request, a write nobody allowed and options nobody declared."""
         path = ref.path.strip("/")
         if any(part in ("", ".", "..") for part in path.split("/")):
-            raise InvalidReference(f"{str(ref)!r}: a Vault path has no empty, '.' or '..' segments")
-        params = ref.options.keys() - _GENERIC_OPTIONS
+            raise InvalidReference(f"{where(ref)}: a Vault path has no empty, '.' or '..' segments")
         if method == "GET":
-            unknown = params - self.options
-            if unknown:
-                raise InvalidReference(
-                    f"{str(ref)!r}: unknown option(s) {sorted(unknown)}; a read takes version=, key=, "
-                    "encoding= and the parameters declared in VaultBackend(post_paths=...)"
-                )
+            check(
+                self.scheme,
+                ref,
+                self.options,
+                {},
+                fix="remove it, or declare it as a parameter in VaultBackend(post_paths=...)",
+            )
             return
         allowed = [names for pattern, names in self._post_paths.items() if fnmatch.fnmatchcase(path, pattern)]
         if not allowed:
             raise AccessDenied(
-                f"{str(ref)!r}: a reference may not make the vault backend write (method=POST) to "
+                f"{where(ref)}: a reference may not make the vault backend write (method=POST) to "
                 f"{path!r}; allow it explicitly with VaultBackend(post_paths="
                 f"{{{path!r}: [<parameter names>]}}) or a pattern such as 'pki/issue/*'"
             )
-        unknown = params - frozenset().union(*allowed)
-        if unknown:
-            raise InvalidReference(
-                f"{str(ref)!r}: the parameter(s) {sorted(unknown)} are not allowed for a write to {path!r}; "
-                "list them in VaultBackend(post_paths=...) for its pattern"
-            )
+        check(
+            self.scheme,
+            ref,
+            _GENERIC_OPTIONS.union(*allowed),
+            {},
+            fix=f"it is not allowed for a write to {path!r}: list it in VaultBackend(post_paths=...) "
+            "for its pattern",
+        )
 
     def _new_credential(self, ref: SecretRef, method: str) -> Fetched:
         path = ref.path.strip("/")
@@ -740,7 +760,7 @@ def _version_number(ref: SecretRef, version: str | None) -> int | None:
     if version is None:
         return None
     if not version.isdigit():
-        raise InvalidReference(f"{str(ref)!r}: version must be a KV v2 version number, not {version!r}")
+        raise InvalidReference(f"{where(ref)}: ?version= takes a KV v2 version number")
     return int(version)
 
 
@@ -748,16 +768,14 @@ def _value(data: Any, ref: SecretRef) -> str | bytes:
     """The whole data map as JSON, or with ``?key=`` one key's raw value."""
     if not isinstance(data, Mapping):
         raise SecretNotFound(ref.path, detail="Vault returned no key/value data there")
+    # encoding= and key= were checked by fetch(), before any request.
     key = ref.options.get("key")
     encoding = ref.options.get("encoding")
-    if encoding not in (None, "base64"):
-        raise InvalidReference(f"{str(ref)!r}: encoding must be base64, not {encoding!r}")
     if key is None:
-        if encoding is not None:
-            raise InvalidReference(f"{str(ref)!r}: encoding= applies to one key; add key=NAME")
         return json.dumps(data, ensure_ascii=False)
     if key not in data:
-        raise SecretNotFound(ref.path, detail=f"it has no key {key!r}")
+        # Not named: like every option value, ?key= is masked where the reference is shown.
+        raise SecretNotFound(ref.path, detail="it has no key by the name ?key= gives")
     item = data[key]
     text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
     if encoding is None:
@@ -766,7 +784,8 @@ def _value(data: Any, ref: SecretRef) -> str | bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         # The decoder's message never quotes its input; ours names only the key.
-        raise ConfigurationError(f"{str(ref)!r}: the key {key!r} does not hold valid base64") from None
+        # The key is named: it is one the secret has, so a key name, not a value pasted in a reference.
+        raise ConfigurationError(f"{where(ref)}: the key {shown(key)} does not hold valid base64") from None
 
 
 def _not_kv(mount: str, engine: str) -> InvalidReference:

@@ -39,9 +39,10 @@ def resolve_all(
         scheme = looks_like_reference(key) if "://" in key else None
         if scheme is not None:
             # Built (and its SDK imported) here, where any error can be caught per key:
-            # prefetch() expects backends that can at least be constructed.
+            # prefetch() expects backends that can at least be constructed. The store's
+            # allow-list is asked first, so a refused reference builds no backend.
             try:
-                parse_reference(key)
+                store._check_allowed(key, parse_reference(key))
                 store.backend_for(scheme)
             except Exception as exc:  # reported per key
                 failures[key] = exc
