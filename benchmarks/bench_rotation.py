@@ -200,7 +200,14 @@ class Bench:
         with SecretStore([], ttl=30.0) as store:
             if kind == "engine":
                 sizes = {"pool_size": 2, "max_overflow": THREADS - 2, "pool_recycle": RECYCLE}
-                engine = create_engine("postgresql+psycopg://", secret=ref, store=store, **sizes)
+                # The loopback server has no TLS to prove itself: opt in to pending passwords.
+                engine = create_engine(
+                    "postgresql+psycopg://",
+                    secret=ref,
+                    store=store,
+                    offer_pending_to_unverified_server=True,
+                    **sizes,
+                )
                 url = sqlalchemy.URL.create(
                     "postgresql+psycopg",
                     username=document["username"],
@@ -214,7 +221,9 @@ class Bench:
                 ours, theirs = _engine_query(engine), _engine_query(baseline)
             else:
                 sizes = {"min_size": 2, "max_size": THREADS, "max_lifetime": RECYCLE, "timeout": 5.0}
-                pool = connection_pool(secret=ref, store=store, open=True, **sizes)
+                pool = connection_pool(
+                    secret=ref, store=store, open=True, offer_pending_to_unverified_server=True, **sizes
+                )
                 plain = psycopg_pool.ConnectionPool(
                     self.postgres.dsn(document["username"], document["password"]),
                     open=True,
@@ -262,7 +271,9 @@ class Bench:
         with SecretStore([], reference_backends=[backend], ttl=3600) as store:
             sizes = {"pool_size": THREADS, "pool_recycle": RECYCLE}
             url = f"postgresql+psycopg://127.0.0.1:{self.postgres.port}/postgres"
-            engine = create_engine(url, secret=ref, store=store, **sizes)
+            engine = create_engine(
+                url, secret=ref, store=store, offer_pending_to_unverified_server=True, **sizes
+            )
             first = json.loads(store.get(ref).reveal())
             baseline = sqlalchemy.create_engine(
                 sqlalchemy.URL.create(

@@ -84,7 +84,7 @@ def test_recover_falls_back_to_the_pending_value_and_keeps_it(
     credential = database_login(CURRENT, store=store, pending=[PENDING])
     old = credential.current()
     backend.set("db-pending", login_doc("app", "pw-pending-0004"))
-    pending = credential.recover(old)
+    pending = credential.recover(old, server_authenticated=True)
     assert pending is not None and pending.password == "pw-pending-0004"
     assert credential.current() is pending  # every thread uses it, without asking the store again
     backend.set("db", login_doc("app", "pw-pending-0004"))  # finishSecret, seen by the store
@@ -93,10 +93,25 @@ def test_recover_falls_back_to_the_pending_value_and_keeps_it(
     assert credential.is_current(pending)
 
 
+def test_recover_asks_for_no_pending_value_for_a_server_that_did_not_prove_itself(
+    store: SecretStore, backend: MemoryBackend
+) -> None:
+    """A refusal from a server of unknown identity gets no pending value, unless the credential opted in."""
+    backend.set("db-pending", login_doc("app", "pw-pending-0008"))
+    credential = database_login(CURRENT, store=store, pending=[PENDING])
+    assert credential.recover(credential.current()) is None
+    assert fetched(backend, "db-pending") == 0
+    opted_in = database_login(
+        CURRENT, store=store, pending=[PENDING], offer_pending_to_unverified_server=True
+    )
+    recovered = opted_in.recover(opted_in.current())
+    assert recovered is not None and recovered.password == "pw-pending-0008"
+
+
 def test_recover_gives_up_when_nothing_new_exists(store: SecretStore, backend: MemoryBackend) -> None:
     """No new current value and no pending one: None, so the caller raises the database's error."""
     credential = database_login(CURRENT, store=store, pending=[PENDING])
-    assert credential.recover(credential.current()) is None
+    assert credential.recover(credential.current(), server_authenticated=True) is None
 
 
 def test_a_refused_value_is_never_offered_again(store: SecretStore, backend: MemoryBackend) -> None:
@@ -107,7 +122,7 @@ def test_a_refused_value_is_never_offered_again(store: SecretStore, backend: Mem
     second = credential.recover(first)
     assert second is not None
     backend.set("db", login_doc("app", "pw-one-0001"))  # a stale read brings the first value back
-    assert credential.recover(second) is None
+    assert credential.recover(second, server_authenticated=True) is None
 
 
 def test_concurrent_refusals_ask_the_store_once(store: SecretStore, backend: MemoryBackend) -> None:

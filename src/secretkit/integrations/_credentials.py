@@ -5,7 +5,10 @@ authentication error it asks :meth:`Credential.recover`, which tries the refresh
 value, then the pending one (AWS ``AWSPENDING``, the next Vault lease), as DESIGN.md's
 "credential consumer" rule says. Between ``setSecret`` and ``finishSecret`` of a single-user rotation only the
 pending password works; a pending value that logged in is kept in use until the store's
-current value moves on, so every thread does not rediscover it.
+current value moves on, so every thread does not rediscover it. The pending value is offered
+only to a server that authenticated itself (see ``_destination.py``), or where the user opted
+in with ``offer_pending_to_unverified_server=True``: a server that refuses a login must not
+collect the next password.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class Credential(Generic[T]):
     ``build`` turns the secrets of ``names`` into the value (a :class:`Login`, a header);
     ``same`` says whether two values log in the same way. ``pending`` names, one per name,
     are tried after a refusal when refreshing brought nothing new; ``None`` entries have none.
+    They are tried only for a server that authenticated itself (the consumer says so to
+    :meth:`recover`) unless ``offer_pending_to_unverified_server`` is true.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class Credential(Generic[T]):
         *,
         pending: Sequence[str | None] | None = None,
         store: SecretStore | None = None,
+        offer_pending_to_unverified_server: bool = False,
     ) -> None:
         if not names:
             raise ConfigurationError("a credential needs at least one secret name")
@@ -110,6 +116,8 @@ class Credential(Generic[T]):
         if len(self.pending) != len(self.names):
             raise ConfigurationError("give one pending reference (or None) per secret name")
         self._store = store
+        #: The user's opt-in: offer the pending value to a server that has not proved who it is.
+        self.offer_pending_to_unverified_server = offer_pending_to_unverified_server
         self._build = build
         self._same = same
         self._lock = threading.Lock()
@@ -147,11 +155,15 @@ class Credential(Generic[T]):
             return True
         return now is value or self._same(now, value)
 
-    def recover(self, refused: T) -> T | None:
+    def recover(self, refused: T, *, server_authenticated: bool = False) -> T | None:
         """After ``refused`` was refused: the refreshed current value, else the pending one, else None.
 
         A value refused before is never offered again: a refresh that was already in flight
         when the secret rotated can bring back the old value, so the store is asked once more.
+        The pending value is looked up only when ``server_authenticated`` (the refusing server
+        proved its identity before the login was sent) or the credential was built with
+        ``offer_pending_to_unverified_server=True``: otherwise the refusal may come from an
+        impostor that wants the next password.
         """
         with self._lock:
             self._remember_refused(refused)
@@ -169,6 +181,8 @@ class Credential(Generic[T]):
                 value = self._value_for(refreshed)
                 if not self._was_refused(value):
                     return value
+            if not (server_authenticated or self.offer_pending_to_unverified_server):
+                return None
             pending = self._pending_secrets(refreshed)
             if pending is None:
                 return None
@@ -287,6 +301,7 @@ def database_login(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
 ) -> Credential[Login]:
     """A database login from one JSON secret or from separate secrets.
 
@@ -294,23 +309,29 @@ def database_login(
     ``host``/``port``/``dbname`` (the shape AWS's RDS rotation and Vault's database engine
     use); the connection URL gives whatever it leaves out. Otherwise ``password`` names the
     password's secret, and the user is ``username`` or the secret ``username_secret``.
+
+    After a refusal the pending login is offered only to a server that authenticated itself
+    (``sslmode=verify-full``, ``channel_binding=require``, asyncpg's ``ssl`` with host name
+    checks); ``offer_pending_to_unverified_server=True`` offers it to any server that refuses.
     """
     if (secret is None) == (password is None):
         raise ConfigurationError("give either secret= (a JSON secret) or password= (a secret name)")
+    options: dict[str, Any] = {
+        "pending": pending,
+        "store": store,
+        "offer_pending_to_unverified_server": offer_pending_to_unverified_server,
+    }
     if secret is not None:
-        return Credential([secret], _login_from_json, Login.same, pending=pending, store=store)
+        return Credential([secret], _login_from_json, Login.same, **options)
     assert password is not None
     if username_secret is not None:
         return Credential(
             [password, username_secret],
             lambda s: Login(str(s[1].reveal()), str(s[0].reveal())),
             Login.same,
-            pending=pending,
-            store=store,
+            **options,
         )
-    return Credential(
-        [password], lambda s: Login(username, str(s[0].reveal())), Login.same, pending=pending, store=store
-    )
+    return Credential([password], lambda s: Login(username, str(s[0].reveal())), Login.same, **options)
 
 
 def _login_from_json(secrets: Sequence[Secret[Any]]) -> Login:
@@ -344,11 +365,18 @@ ConnectErrors = type[Exception] | tuple[type[Exception], ...]
 
 
 def connect_with(
-    credential: Credential[Login], connect: Callable[[Login], C], errors: ConnectErrors
+    credential: Credential[Login],
+    connect: Callable[[Login], C],
+    errors: ConnectErrors,
+    *,
+    server_authenticated: bool,
 ) -> tuple[C, Login]:
     """``connect(login)`` with the current login; when refused, again with the refreshed then the pending one.
 
-    Returns the connection and the login that opened it, which the pool keeps to notice a rotation.
+    ``server_authenticated`` says whether the connection's settings make the driver verify the
+    server before it sends a password (see ``_destination.py``); only then is the pending
+    login offered, unless the credential opted in. Returns the connection and the login that
+    opened it, which the pool keeps to notice a rotation.
     """
     login = credential.current()
     for attempt in range(MAX_ATTEMPTS):
@@ -357,7 +385,7 @@ def connect_with(
         except errors as exc:
             if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
                 raise
-            recovered = credential.recover(login)
+            recovered = credential.recover(login, server_authenticated=server_authenticated)
             if recovered is None:
                 raise
             login = recovered
@@ -365,7 +393,11 @@ def connect_with(
 
 
 async def connect_with_async(
-    credential: Credential[Login], connect: Callable[[Login], Awaitable[C]], errors: ConnectErrors
+    credential: Credential[Login],
+    connect: Callable[[Login], Awaitable[C]],
+    errors: ConnectErrors,
+    *,
+    server_authenticated: bool,
 ) -> tuple[C, Login]:
     """:func:`connect_with` for asyncio drivers."""
     # The store's reads are cache hits; a miss or a recovery fetches, so run those off the loop.
@@ -376,7 +408,9 @@ async def connect_with_async(
         except errors as exc:
             if attempt + 1 == MAX_ATTEMPTS or not is_auth_error(exc):
                 raise
-            recovered = await asyncio.to_thread(credential.recover, login)
+            recovered = await asyncio.to_thread(
+                credential.recover, login, server_authenticated=server_authenticated
+            )
             if recovered is None:
                 raise
             login = recovered

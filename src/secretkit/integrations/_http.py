@@ -1,4 +1,9 @@
-"""How an HTTP auth turns a secret into a header, shared by the httpx and requests integrations."""
+"""How an HTTP auth turns a secret into a header and where it may send it, shared by httpx and requests.
+
+The header goes only to the auth's origin (``_destination.OriginPin``): a request, redirect
+hop or 401 from any other origin gets no credential and starts no recovery, and the pending
+value is offered only over https unless the user opted in.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from .._errors import ConfigurationError
 from .._secret import Secret
 from .._store import SecretStore
 from ._credentials import Credential, pending_reference
+from ._destination import Origin, OriginPin
 
-__all__ = ["AUTH_STATUSES", "Header", "HeaderAuth", "header_credential"]
+__all__ = ["AUTH_STATUSES", "Header", "HeaderAuth", "header_credential", "origin_or_none"]
 
 #: The answers that mean "this credential is not (or no longer) accepted".
 AUTH_STATUSES = frozenset({401, 403})
@@ -47,6 +53,7 @@ def header_credential(
     username: str | None,
     pending: str | None,
     store: SecretStore | None,
+    offer_pending_to_unverified_server: bool = False,
 ) -> Credential[Header]:
     """The credential behind an auth: ``kind`` is ``"bearer"``, ``"header"`` or ``"basic"``."""
     if kind not in ("bearer", "header", "basic"):
@@ -63,14 +70,33 @@ def header_credential(
         return Header(header, prefix + str(value))
 
     pendings = None if pending is None else [pending]
-    return Credential([name], build, Header.same, pending=pendings, store=store)
+    return Credential(
+        [name],
+        build,
+        Header.same,
+        pending=pendings,
+        store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
+    )
+
+
+def origin_or_none(url: str) -> Origin | None:
+    """The origin of ``url``, or None for a URL that has none a credential could be pinned to."""
+    try:
+        return Origin.of(url)
+    except ConfigurationError:
+        return None
 
 
 class HeaderAuth:
     """The options, constructors and ``repr`` of ``SecretAuth``, the same for httpx and requests.
 
     Each library's ``SecretAuth`` subclasses this and its library's auth base, and adds only
-    how a request is sent again after a refusal.
+    how a request is sent again after a refusal and how its redirects are kept on the origin.
+
+    ``origin="https://api.example.com"`` pins the credential to that origin; without it, the
+    origin of the first request the auth signs is the pin. ``offer_pending_to_unverified_server``
+    offers the pending value after a refusal over plain http too (https only by default).
     """
 
     def __init__(
@@ -83,6 +109,8 @@ class HeaderAuth:
         username: str | None = None,
         pending: str | None = None,
         store: SecretStore | None = None,
+        origin: str | None = None,
+        offer_pending_to_unverified_server: bool = False,
     ) -> None:
         if prefix is None:
             prefix = "Bearer " if kind == "bearer" else ""
@@ -94,9 +122,19 @@ class HeaderAuth:
             username=username,
             pending=pending if pending is not None else pending_reference(name),
             store=store,
+            offer_pending_to_unverified_server=offer_pending_to_unverified_server,
         )
+        #: The one origin the credential is sent to.
+        self.pin = OriginPin(origin)
+        #: The header the credential travels in: what is removed from anything leaving the origin.
+        self.header_name = "Authorization" if kind == "basic" else header
         #: Requests sent again after a refusal (a measure: at most one per request).
         self.resent = 0
+
+    def admits(self, url: str) -> Origin | None:
+        """The origin of ``url`` when the credential may go there, else None."""
+        origin = origin_or_none(url)
+        return origin if origin is not None and self.pin.admits(origin) else None
 
     @classmethod
     def header(cls, name: str, header: str = "X-API-Key", **kwargs: Any) -> Self:
@@ -109,7 +147,9 @@ class HeaderAuth:
         return cls(name, kind="basic", username=username, **kwargs)
 
     def __repr__(self) -> str:
-        return f"SecretAuth({self.credential.names[0]!r})"
+        pinned = self.pin.origin
+        where = "" if pinned is None else f", origin={str(pinned)!r}"
+        return f"SecretAuth({self.credential.names[0]!r}{where})"
 
 
 def _basic_pair(secret: Secret[Any], value: Any, username: str | None) -> tuple[str, str]:

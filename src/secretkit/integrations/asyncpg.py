@@ -5,6 +5,8 @@ secretkit and, when refused (``InvalidPasswordError`` and other 28xxx errors), r
 the refreshed then the pending value. Its ``setup`` hook (run at every acquire) notices a
 rotation and expires the pool's connections: each is replaced at its next acquire, and the
 acquire in progress keeps its connection, whose session a password change does not end.
+The pending login is offered only when asyncpg verifies the server's certificate and host
+name (``ssl="verify-full"``, ``ssl=True``, such an ``SSLContext``), or with the opt-in.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from .._errors import MissingDependency
 from .._store import SecretStore
 from ._credentials import Credential, Login, connect_with_async, database_login
+from ._destination import asyncpg_server_authenticated
 
 try:
     import asyncpg
@@ -39,12 +42,15 @@ async def create_pool(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
     setup: Callable[[Any], Awaitable[None]] | None = None,
     **pool_kwargs: Any,
 ) -> Any:
     """``asyncpg.create_pool(dsn, **pool_kwargs)`` logging in with a secret (see ``database_login``).
 
     ``dsn`` carries no password; ``setup`` (yours, optional) runs after the rotation check.
+    After a refusal the pending login goes only to a server asyncpg verifies (``ssl="verify-full"``)
+    unless ``offer_pending_to_unverified_server=True``.
     """
     credential = database_login(
         secret,
@@ -53,6 +59,7 @@ async def create_pool(
         username_secret=username_secret,
         pending=pending,
         store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
     )
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
@@ -77,6 +84,9 @@ async def _connect(credential: Credential[Login], args: tuple[Any, ...], kwargs:
         credential,
         lambda login: asyncpg.connect(*args, **{**kwargs, **login.params("database")}),
         (asyncpg.PostgresError, OSError),
+        server_authenticated=asyncpg_server_authenticated(
+            args[0] if args else kwargs.get("dsn"), kwargs.get("ssl")
+        ),
     )
     connection.secretkit_login = login
     return connection

@@ -5,7 +5,9 @@ secretkit and, when refused, retries with the refreshed then the pending value. 
 ``check`` (run at every checkout) notices a rotation and drains the pool: idle connections
 are replaced at once, those in use when they come back. The checkout in progress keeps its
 connection, whose session the database does not end when a password changes; a stale
-connection checked out after the drain is discarded and another handed out.
+connection checked out after the drain is discarded and another handed out. The pending
+login is offered only when the connection settings make libpq verify the server
+(``sslmode=verify-full`` or ``channel_binding=require``), or with the documented opt-in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from .._errors import MissingDependency
 from .._store import SecretStore
 from ._credentials import Credential, Login, connect_with, connect_with_async, database_login
+from ._destination import libpq_server_authenticated
 
 try:
     import psycopg
@@ -49,6 +52,7 @@ class RotatingConnection(psycopg.Connection[Any]):
             secretkit_credential,
             lambda login: base_connect(conninfo, **{**kwargs, **login.params()}),
             psycopg.OperationalError,
+            server_authenticated=_server_authenticated(conninfo, kwargs),
         )
         conn.secretkit_login = login
         return conn
@@ -68,9 +72,15 @@ class AsyncRotatingConnection(psycopg.AsyncConnection[Any]):
             secretkit_credential,
             lambda login: base_connect(conninfo, **{**kwargs, **login.params()}),
             psycopg.OperationalError,
+            server_authenticated=_server_authenticated(conninfo, kwargs),
         )
         conn.secretkit_login = login
         return conn
+
+
+def _server_authenticated(conninfo: str, kwargs: dict[str, Any]) -> bool:
+    # Keyword arguments override the connection string, as in psycopg.connect.
+    return libpq_server_authenticated(psycopg.conninfo.conninfo_to_dict(conninfo), kwargs)
 
 
 class StaleConnection(psycopg.OperationalError):
@@ -110,6 +120,7 @@ def connection_pool(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
     kwargs: dict[str, Any] | None = None,
     check: Callable[[Any], None] | None = None,
     **pool_kwargs: Any,
@@ -117,7 +128,9 @@ def connection_pool(
     """A ``psycopg_pool.ConnectionPool`` logging in with a secret (see ``database_login``).
 
     ``conninfo`` carries no password; ``check`` (yours, optional) runs after the rotation check.
-    Pass ``open=True`` or use it as a context manager, as with any pool.
+    Pass ``open=True`` or use it as a context manager, as with any pool. After a refusal the
+    pending login goes only to a verified server (``sslmode=verify-full`` or
+    ``channel_binding=require``) unless ``offer_pending_to_unverified_server=True``.
     """
     credential = database_login(
         secret,
@@ -126,6 +139,7 @@ def connection_pool(
         username_secret=username_secret,
         pending=pending,
         store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
     )
     rotation = _Rotation(credential)
     pools: list[ConnectionPool[Any]] = []
@@ -161,6 +175,7 @@ def async_connection_pool(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
     kwargs: dict[str, Any] | None = None,
     check: Callable[[Any], Awaitable[None]] | None = None,
     **pool_kwargs: Any,
@@ -173,6 +188,7 @@ def async_connection_pool(
         username_secret=username_secret,
         pending=pending,
         store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
     )
     rotation = _Rotation(credential)
     pools: list[AsyncConnectionPool[Any]] = []

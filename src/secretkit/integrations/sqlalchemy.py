@@ -5,7 +5,10 @@ connection takes its login from secretkit, so a rotated password reaches the poo
 restart. A connection is tagged with the login it opened with; at checkout a connection
 whose login is no longer current is retired (SQLAlchemy reconnects it transparently), so
 pooled connections follow a rotation before the old credentials stop working, and a
-checked-out connection finishes its work untouched.
+checked-out connection finishes its work untouched. After a refusal the pending login goes
+only to a server the driver verifies (psycopg/psycopg2: ``sslmode=verify-full`` or
+``channel_binding=require``; asyncpg: ``ssl=verify-full``), or with the documented opt-in;
+other drivers need the opt-in.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._errors import MissingDependency
 from .._store import SecretStore
 from ._credentials import Credential, Login, connect_with, database_login
+from ._destination import asyncpg_server_authenticated, libpq_server_authenticated
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -44,12 +48,16 @@ def create_engine(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
     **kwargs: Any,
 ) -> Engine:
     """``sqlalchemy.create_engine(url, **kwargs)`` logging in with a secret (see ``database_login``).
 
     The URL carries no password: ``postgresql+psycopg://db.internal/app``; the secret gives
-    the user and password (and host, port and dbname where it holds them).
+    the user and password (and host, port and dbname where it holds them). After a refusal
+    the pending login goes only to a verified server (``?sslmode=verify-full`` or
+    ``?channel_binding=require``; asyncpg: ``?ssl=verify-full``) unless
+    ``offer_pending_to_unverified_server=True``.
     """
     credential = database_login(
         secret,
@@ -58,6 +66,7 @@ def create_engine(
         username_secret=username_secret,
         pending=pending,
         store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
     )
     engine: Engine = _sqlalchemy().create_engine(url, **kwargs)
     attach(engine, credential)
@@ -73,6 +82,7 @@ def create_async_engine(
     username_secret: str | None = None,
     pending: Sequence[str | None] | None = None,
     store: SecretStore | None = None,
+    offer_pending_to_unverified_server: bool = False,
     **kwargs: Any,
 ) -> AsyncEngine:
     """``sqlalchemy.ext.asyncio.create_async_engine`` logging in with a secret, as :func:`create_engine`.
@@ -90,6 +100,7 @@ def create_async_engine(
         username_secret=username_secret,
         pending=pending,
         store=store,
+        offer_pending_to_unverified_server=offer_pending_to_unverified_server,
     )
     engine = create(url, **kwargs)
     attach(engine, credential)
@@ -108,6 +119,7 @@ def attach(engine: Engine | AsyncEngine, credential: Credential[Login]) -> None:
             credential,
             lambda login: dialect.connect(*cargs, **{**cparams, **login.params(dbname_key)}),
             Exception,
+            server_authenticated=_server_authenticated(driver, cargs, cparams),
         )
         record.info[LOGIN_KEY] = login
         return connection
@@ -121,3 +133,27 @@ def attach(engine: Engine | AsyncEngine, credential: Credential[Login]) -> None:
 
     sqlalchemy.event.listen(target, "do_connect", do_connect)
     sqlalchemy.event.listen(target.pool, "checkout", checkout)
+
+
+#: The SQLAlchemy drivers built on libpq, whose connection settings libpq reads.
+_LIBPQ_DRIVERS = frozenset({"psycopg", "psycopg2", "psycopg2cffi"})
+
+
+def _server_authenticated(driver: str, cargs: Any, cparams: dict[str, Any]) -> bool:
+    """Whether ``driver``, connecting with these arguments, verifies the server before a password goes."""
+    dsn = cargs[0] if cargs and isinstance(cargs[0], str) else cparams.get("dsn")
+    if driver in _LIBPQ_DRIVERS:
+        return libpq_server_authenticated(_libpq_dsn(dsn), cparams)
+    if driver == "asyncpg":
+        return asyncpg_server_authenticated(dsn, cparams.get("ssl"))
+    return False  # a driver whose TLS settings secretkit does not read: only the opt-in offers pending
+
+
+def _libpq_dsn(dsn: Any) -> dict[str, Any]:
+    if not isinstance(dsn, str) or not dsn:
+        return {}
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return {}  # unparsed: its sslmode does not count, so the safe answer (unverified) stands
+    return conninfo_to_dict(dsn)
