@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ._errors import public_name
 from ._events import AccessEvent
 
 if TYPE_CHECKING:
@@ -78,8 +79,11 @@ class AuditTrail:
         if not self.logger.isEnabledFor(self.level):
             return
         module, line = _caller()
+        # An event's name is shaped already; shaping again costs a check and keeps this
+        # channel safe should a listener be handed events built elsewhere.
+        name = public_name(event.name)
         fields: dict[str, Any] = {
-            "secret": event.name,
+            "secret": name,
             "backend": event.backend,
             "version": event.version,
             "outcome": event.outcome,
@@ -94,7 +98,7 @@ class AuditTrail:
         self.logger.log(
             self.level,
             "secret access: %s %s (backend %s)",
-            event.name,
+            name,
             event.outcome,
             event.backend or "-",
             extra=fields,

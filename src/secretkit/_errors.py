@@ -23,6 +23,8 @@ __all__ = [
     "AccessDenied",
     "fresh",
     "shown",
+    "printable",
+    "public_name",
     "without_userinfo",
     "BackendUnavailable",
     "ConfigurationError",
@@ -56,7 +58,8 @@ class SecretNotFound(SecretkitError, KeyError):
         backends: Sequence[str] = (),
         detail: str | None = None,
     ) -> None:
-        super().__init__(name)
+        # args make the repr (and KeyError's str): the shaped name, as the message shows it.
+        super().__init__(public_name(name))
         self.name = name
         self.backends = tuple(backends)
         self.backend = self.backends[0] if len(self.backends) == 1 else None
@@ -105,12 +108,17 @@ class MissingDependency(SecretkitError, ImportError):
         return (type(self), (self.backend or "", self.package, self.extra))
 
 
-#: Names longer than this are cut in messages: a name comes from the caller, and a 1 MB
-#: name would make a 1 MB error.
+#: Names longer than this are cut wherever they are shown: a name comes from the caller, and
+#: a 1 MB name would make a 1 MB error, audit record or span.
 SHOWN_MAX = 120
 
 _USERINFO = re.compile(r"(://)[^/@#?]*@")
 _QUERY_VALUE = re.compile(r"(=)[^&#]*")
+# "Password=...", "AccountKey=...", "api_token=...": a connection string or a .env line pasted
+# where a name goes, whose separators are not a URL's. Split into pairs first, so the cost
+# stays linear in the name whatever it holds.
+_PAIR_SEPARATORS = re.compile(r"([\s;&,?]+)")
+_CREDENTIAL_KEY = re.compile(r"token|secret|passw(?:or)?d|pwd|key|sig|credential|auth", re.IGNORECASE)
 
 
 def without_userinfo(text: str) -> str:
@@ -122,18 +130,72 @@ def without_userinfo(text: str) -> str:
     return _USERINFO.sub(r"\1***@", text) if "@" in text else text
 
 
-def shown(name: str) -> str:
-    """``name`` as an error message may show it: quoted, cut, without URL user-info or query values.
+def public_name(name: str) -> str:
+    """``name`` as it may leave the process: the one shape of every name in an error, a line the
+    CLI prints, an audit record, a span attribute and an access event.
 
-    A name can be a secret pasted into the wrong place (``postgres://admin:pw@db/app``).
+    A name can be a secret pasted into the wrong place (``postgres://admin:pw@db/app``,
+    ``Server=db;Password=pw``), so the user-info, every query value and every credential-named
+    ``key=value`` are replaced by ``***``; control characters (ANSI escapes, bidi overrides,
+    undecodable bytes) are escaped as ``\\x1b``; a long name is cut to ``SHOWN_MAX`` characters.
+    Linear in the name's length; a shaped name comes through again unchanged (bar a cut one,
+    which may be cut again), so layers may each apply it.
     """
-    text = without_userinfo(name)
-    query_at = text.find("?")
-    if query_at >= 0:
-        text = text[:query_at] + _QUERY_VALUE.sub(r"\1***", text[query_at:])
-    if len(text) > SHOWN_MAX:
-        text = f"{text[:SHOWN_MAX]}... ({len(name)} characters)"
-    return repr(text)
+    if len(name) <= SHOWN_MAX and "@" not in name and "=" not in name and name.isprintable():
+        return name  # what almost every name is: nothing to do
+    text = _name_without_userinfo(name) if "@" in name else name
+    # Past the part a shown name can hold nothing needs masking, and the cost stays bounded.
+    cut = len(text) > 4 * SHOWN_MAX
+    text = text[: 4 * SHOWN_MAX]
+    if "=" in text:
+        query_at = text.find("?")
+        if query_at >= 0:
+            text = text[:query_at] + _QUERY_VALUE.sub(r"\1***", text[query_at:])
+        text = "".join(_without_credential_value(part) for part in _PAIR_SEPARATORS.split(text))
+    # Escaping never shortens, so the first SHOWN_MAX characters are all a shown name can hold.
+    head = printable(text[:SHOWN_MAX])
+    if not cut and len(text) <= SHOWN_MAX and len(head) <= SHOWN_MAX:
+        return head
+    suffix = f"... ({len(name)} characters)"
+    return head[: SHOWN_MAX - len(suffix)] + suffix
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped as Python writes it.
+
+    C0 and C1 controls, ESC, DEL, line and paragraph separators, bidi overrides, zero-width
+    and unassigned characters, lone surrogates (undecodable bytes): ``\\x1b``, ``\\u202e``.
+    What a terminal or a log viewer would act on becomes text it shows.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _without_credential_value(pair: str) -> str:
+    key, equals, value = pair.partition("=")
+    if not equals or not _CREDENTIAL_KEY.search(key):
+        return pair
+    _, hash_sign, field = value.partition("#")
+    return f"{key}=***{hash_sign}{field}"
+
+
+def _name_without_userinfo(text: str) -> str:
+    # Everything from the scheme to the last "@" goes: a password may hold "/", "@" or ":"
+    # unencoded, and a name is one token, so more of it lost is the safe side. A segment with
+    # a "/" and no ":" is a path holding an "@" (an AWS secret "team/user@corp"), kept.
+    at = text.rfind("@")
+    start = text.find("://")
+    start = 0 if start < 0 or start > at else start + 3
+    segment = text[start:at]
+    if "/" in segment and ":" not in segment:
+        return text
+    return f"{text[:start]}***{text[at:]}"
+
+
+def shown(name: str) -> str:
+    """``name`` quoted, as an error message shows it: ``public_name(name)`` between quotes."""
+    return f"'{public_name(name)}'"
 
 
 def fresh(err: BaseException) -> BaseException:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from ._errors import public_name
+
 __all__ = ["AccessEvent", "Counters", "FetchObserver", "FetchSpan", "observers"]
 
 Outcome = Literal["hit", "stale", "loaded", "refreshed", "not_found", "denied", "error"]
@@ -13,7 +15,11 @@ Outcome = Literal["hit", "stale", "loaded", "refreshed", "not_found", "denied", 
 
 @dataclass(frozen=True, slots=True)
 class AccessEvent:
-    """One read (or background refresh) of a secret, for metrics and audit logs."""
+    """One read (or background refresh) of a secret, for metrics and audit logs.
+
+    ``name`` is the name as it may leave the process (``public_name``): a listener exports
+    it, and a connection string pasted where a name goes must not carry its password there.
+    """
 
     name: str
     backend: str | None
@@ -22,6 +28,9 @@ class AccessEvent:
     latency: float  # seconds spent in this call
     outcome: Outcome
     error: str | None = None  # the error's type name, when there was one
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", public_name(self.name))
 
 
 class Counters:
@@ -50,6 +59,9 @@ class FetchSpan(Protocol):
 
 class FetchObserver(Protocol):
     """Told about every backend call a store makes: never about cache hits.
+
+    ``names`` are the names as the store knows them; an observer that exports them passes
+    each through ``public_name`` first.
 
     ``start`` runs in the thread that makes the call, inside the caller's context
     (``contextvars`` are carried into the store's worker threads), so a tracer can make

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _events
-from ._errors import MissingDependency
+from ._errors import MissingDependency, public_name
 from ._events import Outcome
 
 if TYPE_CHECKING:
@@ -377,12 +377,16 @@ def _shown(names: Sequence[str], mode: NameAttribute) -> list[str] | None:
         return None
     if mode == "hash":
         return [name_hash(name) for name in names]
-    return list(names)
+    return [public_name(name) for name in names]
 
 
 def name_hash(name: str) -> str:
-    """The stable, short hash of a secret name that ``name_attribute="hash"`` exports."""
-    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()[:16]
+    """The stable, short hash of a secret name that ``name_attribute="hash"`` exports.
+
+    The hash is of the shaped name (``public_name``): a hash of a pasted connection string
+    would let anyone holding the trace try passwords against it.
+    """
+    return "sha256:" + hashlib.sha256(public_name(name).encode()).hexdigest()[:16]
 
 
 def traceparent_env() -> dict[str, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _registry
+from .._errors import public_name
 from .._refs import looks_like_reference
 from ._probes import Reach
 from ._urls import shown_setting
@@ -166,7 +167,9 @@ def backends_report(references: Mapping[str, str]) -> list[BackendReport]:
             configured.append("~/.vault-token")
         if scheme.startswith("aws") and (Path.home() / ".aws").is_dir():
             configured.append("~/.aws/")
-        referenced = sorted(var for var, ref in references.items() if looks_like_reference(ref) == scheme)
+        referenced = sorted(
+            public_name(var) for var, ref in references.items() if looks_like_reference(ref) == scheme
+        )
         reports.append(
             BackendReport(
                 scheme=scheme,
@@ -186,7 +189,7 @@ def backends_report(references: Mapping[str, str]) -> list[BackendReport]:
                 packages={},
                 configured=["plugin (entry point)"],
                 referenced_by=sorted(
-                    var for var, ref in references.items() if looks_like_reference(ref) == scheme
+                    public_name(var) for var, ref in references.items() if looks_like_reference(ref) == scheme
                 ),
             )
         )

@@ -6,12 +6,15 @@ import argparse
 from typing import NoReturn
 
 from ._exits import EXIT_USAGE, PROG
+from ._output import terminal_safe
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors as one line and the exit code the module docstring documents."""
 
     def error(self, message: str) -> NoReturn:
+        # argparse quotes the arguments it refuses as given: an escape sequence among them is text here.
+        message = terminal_safe(" ".join(message.split()))
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

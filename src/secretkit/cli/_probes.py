@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .._errors import public_name
 from .._redact import redact
 from ._output import error_message
 from ._urls import NOT_A_URL, NOT_SHOWN, safe_url, scrub_credentials, split_url
@@ -100,7 +101,7 @@ def _probe_for(
             {
                 ref.split("://", 1)[1].split("/", 1)[0]
                 for var, ref in references.items()
-                if var in report.referenced_by
+                if public_name(var) in report.referenced_by
             }
         )
         if not vaults:

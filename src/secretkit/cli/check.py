@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 
 from .._api import default_store
 from .._errors import ConfigurationError
 from ._exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
-from ._output import print_error
+from ._output import print_error, say, say_block, say_json, terminal_safe
 from ._resolve import references_in_environment, resolve_all
 from ._settings import check_settings
-from ._sops import describe_files, print_sops_files, sops_paths
+from ._sops import describe_files, sops_paths
 from ._status import StatusRow, status_row
 
 
@@ -39,12 +38,12 @@ def command(args: argparse.Namespace) -> int:
     sops_files = describe_files(sops_paths(_pointed_at(names)))
     if args.json:
         report = {"ok": not failed, "secrets": [row.as_json() for row in rows], "sops_files": sops_files}
-        print(json.dumps(report, indent=2))
+        say_json(report)
     else:
         _print_check_table(rows)
         if sops_files:
-            print()
-            print_sops_files(sops_files)
+            say()
+            say_block("sops files:", [line for report in sops_files for line in report["description"]])
         for row in failed:
             print_error(f"{row.field or row.name}: {row.error or row.status}")
     return EXIT_FAILED if failed else EXIT_OK
@@ -67,9 +66,10 @@ def _print_check_table(rows: Sequence[StatusRow]) -> None:
     for row in rows:
         cells = [row.field or "-"] if with_fields else []
         cells += [row.name, row.status, row.source or "-", row.version or "-"]
-        table.append(cells)
+        # Escaped before the widths are measured: a version is whatever a server said.
+        table.append([terminal_safe(cell) for cell in cells])
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for cells in table:
-        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        say("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
     ok = sum(1 for row in rows if not row.failed)
-    print(f"{len(rows)} checked: {ok} ok, {len(rows) - ok} failed")
+    say(f"{len(rows)} checked: {ok} ok, {len(rows) - ok} failed")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -15,10 +14,10 @@ from .._refs import SecretRef, looks_like_reference
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
 from ._inventory import backends_report, extras_report
-from ._output import error_message, shown_name
+from ._output import error_message, say, say_block, say_json, shown_name
 from ._probes import check_reachability
 from ._resolve import is_reference, references_in_environment, resolve_all
-from ._sops import describe_files, print_sops_files, sops_paths
+from ._sops import describe_files, sops_paths
 from ._status import status_row
 
 
@@ -57,61 +56,58 @@ def command(args: argparse.Namespace) -> int:
         if not sops_file["sops"]:
             problems.append(f"sops://{shown_name(sops_file['path'])}: {sops_file['description'][0]}")
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "secretkit": __version__,
-                    "python": sys.version.split()[0],
-                    "chain": chain,
-                    "extras": extras,
-                    "backends": [b.as_json() for b in backends],
-                    "references": sorted(references),
-                    "names": traces,
-                    "sops_files": sops_files,
-                    "problems": problems,
-                },
-                indent=2,
-            )
+        say_json(
+            {
+                "secretkit": __version__,
+                "python": sys.version.split()[0],
+                "chain": chain,
+                "extras": extras,
+                "backends": [b.as_json() for b in backends],
+                "references": sorted(shown_name(var) for var in references),
+                "names": traces,
+                "sops_files": sops_files,
+                "problems": problems,
+            }
         )
         return EXIT_FAILED if problems else EXIT_OK
-    print(f"secretkit {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
-    print()
-    print("chain for plain names (first that has a name wins):")
+    say(f"secretkit {__version__} on Python {sys.version.split()[0]} ({sys.executable})")
+    say()
+    say("chain for plain names (first that has a name wins):")
     for i, item in enumerate(chain, 1):
-        print(f"  {i}. {item['scheme']:<8} {item['detail']}")
-    print()
-    print("extras:")
+        say(f"  {i}. {item['scheme']:<8} {item['detail']}")
+    say()
+    say("extras:")
     for extra, packages in extras.items():
         shown = ", ".join(f"{dist} {ver}" if ver else f"{dist} missing" for dist, ver in packages.items())
         state = "installed" if all(packages.values()) else f'not installed (pip install "secretkit[{extra}]")'
-        print(f"  {extra:<9} {state}: {shown}")
-    print()
-    print("backends:")
+        say(f"  {extra:<9} {state}: {shown}")
+    say()
+    say("backends:")
     for report in backends:
         installed = "installed" if report.installed else "not installed"
-        print(f"  {report.scheme:<9} {installed}")
+        say(f"  {report.scheme:<9} {installed}")
         if report.configured:
-            print(f"            configured: {', '.join(report.configured)}")
+            say(f"            configured: {', '.join(report.configured)}")
         if report.referenced_by:
-            print(f"            referenced by: {', '.join(report.referenced_by)}")
+            say(f"            referenced by: {', '.join(report.referenced_by)}")
         if report.note:
-            print(f"            {report.note}")
+            say(f"            {report.note}")
         if report.reach is not None:
             state = "reachable" if report.reach.ok else "NOT reachable"
-            print(f"            {state}: {report.reach.target} ({report.reach.detail})")
+            say(f"            {state}: {report.reach.target} ({report.reach.detail})")
     if sops_files:
-        print()
-        print_sops_files(sops_files)
+        say()
+        say_block("sops files:", [line for report in sops_files for line in report["description"]])
     for trace in traces:
-        print()
+        say()
         _print_trace(trace)
-    print()
+    say()
     if problems:
-        print(f"{len(problems)} problem(s):")
+        say(f"{len(problems)} problem(s):")
         for problem in problems:
-            print(f"  - {problem}")
+            say(f"  - {problem}")
         return EXIT_FAILED
-    print("no problems found")
+    say("no problems found")
     return EXIT_OK
 
 
@@ -169,7 +165,7 @@ def _trace(name: str, store: SecretStore) -> dict[str, Any]:
 
 
 def _print_trace(trace: Mapping[str, Any]) -> None:
-    print(f"{trace['name']}:")
+    say(f"{trace['name']}:")
     for entry in trace["sources"]:
         if entry.get("error"):
             state = f"error: {entry['error']}"
@@ -180,11 +176,11 @@ def _print_trace(trace: Mapping[str, Any]) -> None:
         else:
             state = "-"
         mark = "  <- wins" if trace["winner"] == entry["backend"] and entry["found"] else ""
-        print(f"  {entry['backend']:<8} {state}{mark}")
+        say(f"  {entry['backend']:<8} {state}{mark}")
     status = trace["status"].replace("_", " ")
     line = f"  resolves: {status}"
     if trace["status"] == "ok":
         line += f" from {trace['source']}" + (f", version {trace['version']}" if trace["version"] else "")
     elif trace["error"]:
         line += f" ({trace['error']})"
-    print(line)
+    say(line)

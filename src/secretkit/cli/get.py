@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 from typing import Any
 
 from .._api import default_store
 from .._secret import MASK, Secret
 from ._exits import EXIT_OK
+from ._output import say, say_json, shown_name
 from ._resolve import as_text
 
 
@@ -24,7 +24,7 @@ def _kind(value: object) -> str:
 
 def _metadata(secret: Secret[Any]) -> dict[str, Any]:
     return {
-        "name": secret.name,
+        "name": shown_name(secret.name),
         "source": secret.source,
         "version": secret.version,
         "fetched_at": secret.fetched_at.isoformat(timespec="seconds"),
@@ -44,13 +44,13 @@ def command(args: argparse.Namespace) -> int:
                 meta["encoding"] = "base64"
             else:
                 meta["value"] = value
-        print(json.dumps(meta, indent=2))
+        say_json(meta)
     elif args.reveal:
         _write_value(secret.reveal())
     else:
         for key, val in meta.items():
-            print(f"{key + ':':<12}{'-' if val is None else val}")
-        print(f"{'value:':<12}{MASK} (use --reveal to print it)")
+            say(f"{key + ':':<12}{'-' if val is None else val}")
+        say(f"{'value:':<12}{MASK} (use --reveal to print it)")
     return EXIT_OK
 
 
