@@ -1,10 +1,12 @@
 """Redaction benchmarks: what log redaction costs per line and per new value, as values pile up.
 
 Run by hand: ``python benchmarks/bench_redact.py`` (``--quick`` for a smoke run). With 10,
-1,000 and 10,000 values registered (each held by a live Secret, as a cache holds them), it
-times a log line through a handler with and without ``redact_logs()``, and a new secret
-plus one log line. Ratios are against plain logging measured in the same rounds, so a slow
-or noisy machine shifts both sides together.
+1,000 and 100,000 values registered (each held by a live Secret, as a cache holds them, all
+sharing the head ``sk_live_`` as API keys of one vendor do), it times a log line through a
+handler with and without ``redact_logs()``, a new secret plus one log line, and a small
+``secretkit run`` stream feed that ends in that shared head. Ratios are against a baseline
+measured in the same rounds (plain logging; a stream redactor with no values), so a slow or
+noisy machine shifts both sides together.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from _rounds import interleaved
 
 from secretkit import Secret, _redact, redact_logs
 
-COUNTS = (10, 1_000, 10_000)
+COUNTS = (10, 1_000, 100_000)
+HEAD = "sk_live_"  # shared by every registered value: the crowded case for streams
+FEEDS = 200
 
 
 def make_logger() -> logging.Logger:
@@ -58,9 +62,22 @@ def with_factory(
     return run
 
 
-def bench(
-    counts: tuple[int, ...], rounds: int, lines: int
-) -> list[tuple[int, int, float, float, float, float, float]]:
+def stream_feeds(redactor: _redact.StreamRedactor[bytes]) -> Callable[[], object]:
+    # Child output written a little at a time, each write ending where a key could start.
+    chunks = [f"[{i:04d}] GET /api/items 200 12ms auth={HEAD}".encode() for i in range(FEEDS)]
+
+    def run() -> None:
+        for chunk in chunks:
+            redactor.feed(chunk)
+        redactor.flush()
+
+    return run
+
+
+Row = tuple[int, int, float, float, float, float, float, float, float]
+
+
+def bench(counts: tuple[int, ...], rounds: int, lines: int) -> list[Row]:
     logger = make_logger()
     plain = logging.LogRecord
     logging.setLogRecordFactory(plain)
@@ -70,11 +87,11 @@ def bench(
     rows = []
     for count in counts:
         while len(held) < count:
-            held.append(Secret(f"S{len(held)}", secrets.token_urlsafe(24)))
+            held.append(Secret(f"S{len(held)}", HEAD + secrets.token_urlsafe(24)))
         fresh: list[Secret[str]] = []
 
         def new_value_and_line(fresh: list[Secret[str]] = fresh) -> None:
-            fresh.append(Secret("NEW", secrets.token_urlsafe(24)))
+            fresh.append(Secret("NEW", HEAD + secrets.token_urlsafe(24)))
             logger.info("rotated %s for user %s", "db-password", "alice")
 
         samples = interleaved(
@@ -83,6 +100,8 @@ def bench(
                 "redacted": with_factory(redacting, log_lines(logger, lines)),
                 "new value + line": with_factory(redacting, new_value_and_line),
                 "plain line": with_factory(plain, log_lines(logger, 1)),
+                "stream": stream_feeds(_redact.StreamRedactor()),
+                "stream, no values": stream_feeds(_redact.StreamRedactor([])),
             },
             rounds,
         )
@@ -94,7 +113,23 @@ def bench(
         new_ratio = statistics.median(
             n / p for n, p in zip(samples["new value + line"], samples["plain line"], strict=True)
         )
-        rows.append((count, _redact.registered(), plain_us, redacted_us, ratio, new_us, new_ratio))
+        feed_us = statistics.median(samples["stream"]) / FEEDS * 1e6
+        feed_ratio = statistics.median(
+            f / b for f, b in zip(samples["stream"], samples["stream, no values"], strict=True)
+        )
+        rows.append(
+            (
+                count,
+                _redact.registered(),
+                plain_us,
+                redacted_us,
+                ratio,
+                new_us,
+                new_ratio,
+                feed_us,
+                feed_ratio,
+            )
+        )
     logging.setLogRecordFactory(plain)
     return rows
 
@@ -128,12 +163,14 @@ def main() -> None:
     print()
     print(
         f"{'values':>7} {'forms':>7} {'plain line':>11} {'redacted':>9} {'per-line':>9} "
-        f"{'new value + line':>17} {'vs plain line':>14}"
+        f"{'new value + line':>17} {'vs plain line':>14} {'stream feed':>12} {'vs no values':>13}"
     )
-    for count, forms, plain_us, redacted_us, ratio, new_us, new_ratio in bench(counts, rounds, lines):
+    for count, forms, plain_us, redacted_us, ratio, new_us, new_ratio, feed_us, feed_ratio in bench(
+        counts, rounds, lines
+    ):
         print(
             f"{count:>7,} {forms:>7,} {plain_us:>9.2f}us {redacted_us:>7.2f}us {ratio:>8.2f}x "
-            f"{new_us:>15.1f}us {new_ratio:>13.1f}x"
+            f"{new_us:>15.1f}us {new_ratio:>13.1f}x {feed_us:>10.2f}us {feed_ratio:>12.2f}x"
         )
     print()
     size = 2 if args.quick else 16

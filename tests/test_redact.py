@@ -251,3 +251,26 @@ def test_matcher_and_stream_agree_with_a_brute_force_search() -> None:
             out += redactor.feed(text[pos : pos + size])
             pos += size
         assert out + redactor.flush() == replace(text, expected, len(text), "*"), (values, text)
+
+
+def brute_force_held(values: list[str], text: str) -> int:
+    return max(
+        (t for t in range(1, len(text) + 1) for v in values if len(v) > t and text.endswith(v[:t])), default=0
+    )
+
+
+def test_held_agrees_with_a_brute_force_search_as_values_come_and_go() -> None:
+    """held() (a suffix tree per head) equals a brute-force search while values are added and discarded."""
+    rng = random.Random(20261206)  # noqa: S311 - a seeded test corpus, not a key
+    matcher = Matcher()
+    live: list[str] = []
+    for step in range(3000):
+        value = "".join(rng.choices("ab", k=rng.randint(4, 12)))
+        if live and rng.random() < 0.4:
+            gone = live.pop(rng.randrange(len(live)))
+            matcher.discard(gone)
+        elif value not in live:
+            live.append(value)
+            matcher.add(value)
+        text = "".join(rng.choices("abx", k=rng.randint(0, 16)))
+        assert matcher.held(text) == brute_force_held(live, text), (step, live, text)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import threading
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import AnyStr, Generic, Literal, overload
+from urllib.parse import unquote
 
 from ._redact_engine import MIN_LENGTH, Matcher, forms, replace
 
@@ -63,6 +65,33 @@ def remember(value: object, parsed: object = None, *, owner: object = None) -> N
                 _matcher.add(form)
 
 
+# `scheme://user:password@host`: user-info runs to the last "@" before the path, as urllib
+# splits it (a password may hold an unescaped "@").
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://([^/?#\s]*)@")
+
+
+def url_passwords(text: str) -> Iterator[str]:
+    """The password of each URL in ``text`` (``postgres://app:pw@db/app``), as written and decoded."""
+    for match in _USERINFO.finditer(text):
+        _, colon, password = match[1].partition(":")
+        if colon and password:
+            yield password
+            decoded = unquote(password)
+            if decoded != password:
+                yield decoded
+
+
+def remember_url_passwords(text: str, *, owner: object) -> None:
+    """Register the password of each URL in ``text`` while ``owner`` lives (whatever its name).
+
+    A ``DATABASE_URL`` or ``REDIS_URL`` read as configuration stays readable in logs,
+    except its password: no URL's password is configuration.
+    """
+    if "://" in text and "@" in text:
+        for password in url_passwords(text):
+            remember(password, owner=owner)
+
+
 def _on_release(ref: weakref.ref[object]) -> None:
     entry = _holders.pop(id(ref), None)
     if entry is not None:
@@ -95,6 +124,11 @@ def _touch(form: str) -> None:
 def registered() -> int:
     """How many forms are masked now (for tests and benchmarks)."""
     return len(_matcher)
+
+
+def version() -> int:
+    """A number that grows whenever a value is added: text checked clean stays clean until it grows."""
+    return _matcher.version
 
 
 def redact(text: str) -> str:

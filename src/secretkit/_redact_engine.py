@@ -4,15 +4,18 @@ One regular expression of every value has to be recompiled for each new value, a
 costs more per line as values are added. Here each value is indexed by a few of its
 4-character grams and a text is probed only at every ``step``-th position, so adding a
 value is a handful of dict writes, and a scan costs the same with ten values or ten
-thousand. :func:`forms` holds the rules for what a value looks like once it is written
+thousand. Whether the end of a stream chunk could be the start of a value is answered by a
+tree of value suffixes per 4-character head, so it costs the same however many values share
+that head. :func:`forms` holds the rules for what a value looks like once it is written
 out (escaped, encoded, split into lines): logs and streams mask the same forms.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Iterable
-from urllib.parse import quote
 
 __all__ = ["DESCRIPTIVE_KEYS", "GRAM", "MIN_LENGTH", "Matcher", "forms"]
 
@@ -46,22 +49,35 @@ class Matcher:
     replaced whole, so a reader sees a bucket before or after a write, never half of one.
     """
 
-    __slots__ = ("_heads", "_index", "_keys", "_lengths", "_starts", "_steps", "_values", "longest", "step")
+    __slots__ = (
+        "__weakref__",  # tests check the process registry is the same object after swapping it
+        "_heads",
+        "_index",
+        "_keys",
+        "_lengths",
+        "_starts",
+        "_steps",
+        "_values",
+        "longest",
+        "step",
+        "version",
+    )
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._index: dict[str, tuple[Entry, ...]] = {}
         self._keys = self._index.keys()
-        # The first GRAM characters of each value, for streams that must know whether the
-        # end of a chunk could be the start of a value.
-        # Buckets here are dicts, changed in place: values sharing a head (``churn-``,
-        # ``postgres``) would make copy-on-write cost a copy of the bucket per change.
-        self._heads: dict[str, dict[str, None]] = {}
+        # The rest of each value after its first GRAM characters, for streams that must know
+        # whether the end of a chunk could be the start of a value. A tree, not a list:
+        # values sharing a head (``churn-``, ``postgres``) would make every probe of that
+        # head walk all of them.
+        self._heads: dict[str, Suffixes] = {}
         self._starts: dict[str, int] = {}  # every prefix shorter than GRAM, counted
         self._values: dict[str, int] = {}  # value -> offset of the first gram it is filed under
         self._steps = [0] * (MAX_STEP + 1)
         self._lengths: dict[int, int] = {}
         self.step = MAX_STEP
         self.longest = 0
+        self.version = 0  # grows with every value added: "checked clean since" is comparable
         for value in values:
             self.add(value)
 
@@ -90,9 +106,13 @@ class Matcher:
         for offset in range(start, start + step):
             gram = value[offset : offset + GRAM]
             index[gram] = (*index.get(gram, ()), (value, offset))
-        self._heads.setdefault(value[:GRAM], {})[value] = None
+        head = self._heads.get(value[:GRAM])
+        if head is None:
+            head = self._heads[value[:GRAM]] = Suffixes()
+        head.add(value[GRAM:])
         for n in range(1, GRAM):
             self._starts[value[:n]] = self._starts.get(value[:n], 0) + 1
+        self.version += 1
 
     def discard(self, value: str) -> None:
         """Stop finding ``value``."""
@@ -108,9 +128,8 @@ class Matcher:
                 index[gram] = kept
             else:
                 index.pop(gram, None)
-        bucket = self._heads.get(value[:GRAM], {})
-        bucket.pop(value, None)
-        if not bucket:
+        head = self._heads.get(value[:GRAM])
+        if head is not None and head.discard(value[GRAM:]):
             self._heads.pop(value[:GRAM], None)
         for n in range(1, GRAM):
             left = self._starts[value[:n]] - 1
@@ -187,11 +206,94 @@ class Matcher:
                 if text[begin:] in starts:
                     return tail
                 continue
-            # list(): one copy in C, so a value added meanwhile cannot break the loop
-            for value in list(heads.get(text[begin : begin + GRAM], ())):
-                if len(value) > tail and text.endswith(value[:tail]):
-                    return tail
+            head = heads.get(text[begin : begin + GRAM])
+            if head is not None and head.continues(text, begin + GRAM):
+                return tail
         return 0
+
+
+class _Edge:
+    __slots__ = ("count", "label", "node")
+
+    def __init__(self, label: str, node: _Node, count: int) -> None:
+        self.label = label  # never empty
+        self.node = node
+        self.count = count  # how many strings pass through this edge
+
+
+class _Node:
+    __slots__ = ("edges", "ends")
+
+    def __init__(self) -> None:
+        self.edges: dict[str, _Edge] = {}  # by the first character of the edge's label
+        self.ends = 0  # how many strings end here
+
+
+class Suffixes:
+    """A multiset of strings in a compressed trie: is a text a proper prefix of one of them?
+
+    Answering walks one edge per branching point, however many strings are held. Writes
+    are serialised by the caller; a reader needs no lock: an edge that splits is replaced
+    by one dict store, so a reader sees the tree before or after the split, never between.
+    """
+
+    __slots__ = ("_root",)
+
+    def __init__(self) -> None:
+        self._root = _Node()
+
+    def add(self, text: str) -> None:
+        node, i = self._root, 0
+        while i < len(text):
+            edge = node.edges.get(text[i])
+            if edge is None:
+                leaf = _Node()
+                leaf.ends = 1
+                node.edges[text[i]] = _Edge(text[i:], leaf, 1)
+                return
+            label = edge.label
+            k = 1
+            limit = min(len(label), len(text) - i)
+            while k < limit and label[k] == text[i + k]:
+                k += 1
+            if k < len(label):
+                middle = _Node()
+                middle.edges[label[k]] = _Edge(label[k:], edge.node, edge.count)
+                edge = _Edge(label[:k], middle, edge.count)
+                node.edges[text[i]] = edge  # the split, published whole
+            edge.count += 1
+            node, i = edge.node, i + k
+        node.ends += 1
+
+    def discard(self, text: str) -> bool:
+        """Remove one occurrence of ``text`` (which must have been added); ``True`` when empty."""
+        node, i = self._root, 0
+        while i < len(text):
+            edge = node.edges[text[i]]
+            edge.count -= 1
+            if not edge.count:
+                del node.edges[text[i]]
+                break
+            node, i = edge.node, i + len(edge.label)
+        else:
+            node.ends -= 1
+        root = self._root
+        return not root.edges and not root.ends
+
+    def continues(self, text: str, i: int) -> bool:
+        """Whether ``text[i:]`` is a proper prefix of a string held."""
+        node, size = self._root, len(text)
+        while i < size:
+            edge = node.edges.get(text[i])
+            if edge is None:
+                return False
+            label = edge.label
+            if size - i < len(label):
+                return label.startswith(text[i:])
+            if not text.startswith(label, i):
+                return False
+            node, i = edge.node, i + len(label)
+        return bool(node.edges)
 
 
 def replace(text: str, spans: list[tuple[int, int]], cut: int, mask: str) -> str:
@@ -279,6 +381,8 @@ def _walk(value: object, out: dict[str, None], depth: int) -> None:
 
 def _text_forms(text: str, out: dict[str, None]) -> None:
     out[text] = None
+    if _UNCHANGED.fullmatch(text):
+        return  # a token of letters, digits and `-_.~` reads the same in every form below
     quoted = repr(text)[1:-1]
     escaped = json.dumps(text)[1:-1]
     out[quoted] = None
@@ -287,11 +391,91 @@ def _text_forms(text: str, out: dict[str, None]) -> None:
     # for the whole document: both choices.
     out[repr(escaped)[1:-1]] = None
     out[repr(escaped + "'\"")[1:-4]] = None
-    out[json.dumps(text, ensure_ascii=False)[1:-1]] = None
-    out[quote(text, safe="")] = None
+    unescaped = json.dumps(text, ensure_ascii=False)[1:-1]
+    out[unescaped] = None
+    # Other serializers' JSON: PHP writes `\/`; Java writes upper-case `\u00E9`; Go writes
+    # `<`, `>`, `&` as `\u003c`... (other non-ASCII as is); .NET escapes those, quotes and
+    # `+` too, in upper case.
+    out[escaped.replace("/", "\\/")] = None
+    upper = _UNICODE_ESCAPE.sub(_upper_escape, escaped)
+    out[upper] = None
+    out[_escape_each(unescaped, _GO_ESCAPES)] = None
+    out[_escape_each(upper.replace('\\"', '"'), _DOTNET_ESCAPES)] = None
+    # libpq's conninfo quoting (`password='it\'s'`) and SQL's doubled quote.
+    out[text.replace("\\", "\\\\").replace("'", "\\'")] = None
+    out[text.replace("'", "''")] = None
+    # URL-encoded: urllib's quote() (safe="" and its default "/"), quote_plus() and
+    # urlencode(), JavaScript's encodeURIComponent() and encodeURI(), each also with the
+    # lower-case hex digits some encoders write. A regular expression finds the few
+    # characters to encode in C: quote() itself costs microseconds a form.
+    for encoder in _URL_ENCODERS:
+        out[encoder.sub(_percent_upper, text)] = None
+        out[encoder.sub(_percent_lower, text)] = None
     try:
-        encoded = text.encode("utf-8", "surrogateescape")
+        encoded_bytes = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return
-    if not encoded.isascii():
-        out[repr(encoded)[2:-1]] = None
+    if not encoded_bytes.isascii():
+        out[repr(encoded_bytes)[2:-1]] = None
+
+
+_UNCHANGED = re.compile(r"[A-Za-z0-9_.~-]*")
+_UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
+
+
+def _upper_escape(match: re.Match[str]) -> str:
+    return "\\u" + match[0][2:].upper()
+
+
+def _percent_upper(match: re.Match[str]) -> str:
+    char = match[0]
+    if char == " " and match.re.pattern.endswith(_PLUS):
+        return "+"
+    return _percent(char)
+
+
+def _percent_lower(match: re.Match[str]) -> str:
+    char = match[0]
+    if char == " " and match.re.pattern.endswith(_PLUS):
+        return "+"
+    return _percent(char).lower()
+
+
+@functools.lru_cache(maxsize=1024)
+def _percent(char: str) -> str:
+    return "".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass"))
+
+
+# Each matches one character its encoder writes as %XX: anything outside the letters,
+# digits and `_.-~` urllib never encodes, and the encoder's own safe characters. The
+# quote_plus() one ends with _PLUS: it writes a space as "+".
+_PLUS = "(?#plus)"
+_URL_ENCODERS = tuple(
+    re.compile(f"[^A-Za-z0-9_.~\\-{re.escape(safe)}]" + tail)
+    for safe, tail in (
+        ("", ""),  # quote(safe=""), encodeURIComponent's stricter cousin
+        ("/", ""),  # quote()'s default
+        ("", _PLUS),  # quote_plus(), urlencode()
+        ("!~*'()", ""),  # encodeURIComponent()
+        (";,/?:@&=+$!~*'()#", ""),  # encodeURI()
+    )
+)
+
+
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_DOTNET_ESCAPES = {
+    "<": "\\u003C",
+    ">": "\\u003E",
+    "&": "\\u0026",
+    "'": "\\u0027",
+    '"': "\\u0022",
+    "+": "\\u002B",
+    "`": "\\u0060",
+}
+
+
+def _escape_each(escaped: str, table: dict[str, str]) -> str:
+    for char, replacement in table.items():
+        if char in escaped:
+            escaped = escaped.replace(char, replacement)
+    return escaped

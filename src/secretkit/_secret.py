@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from . import _redact
-from ._errors import ConfigurationError, SecretNotFound
+from ._errors import ConfigurationError, SecretNotFound, shown
 
 if TYPE_CHECKING:
     from ._store import SecretStore
@@ -38,11 +38,11 @@ class _Redacted:
         return MASK
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {MASK!r})"
+        return f"{type(self).__name__}({shown(self.name)}, {MASK!r})"
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
         raise TypeError(
-            f"{type(self).__name__} {self.name!r} cannot be pickled: pickle would write the value. "
+            f"{type(self).__name__} {shown(self.name)} cannot be pickled: pickle would write the value. "
             "Pass the name (or a reference) and resolve it where it is used."
         )
 
@@ -108,6 +108,9 @@ class Secret(_Redacted, Generic[T]):
         set_(self, "_registered", False)
         if register:
             self._register()
+        if isinstance(value, str):
+            # Even unregistered configuration: a URL's password is a secret, whatever the name.
+            _redact.remember_url_passwords(value, owner=self)
 
     def _register(self) -> None:
         """Make log redaction scrub this value (idempotent).
@@ -151,7 +154,7 @@ class Secret(_Redacted, Generic[T]):
             # Raised here, where no local holds the value (error reporters capture locals).
             if value.part is None:
                 raise ConfigurationError(
-                    f"secret {self.name!r} is not JSON, so it has no field {path!r}; "
+                    f"secret {shown(self.name)} is not JSON, so it has no field {path!r}; "
                     "drop the #field or store the secret as a JSON object"
                 )
             raise SecretNotFound(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -119,3 +120,36 @@ def test_text_mode_takes_and_gives_str() -> None:
         redactor.feed(b"bytes")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         StreamRedactor([VALUE]).feed("text")  # type: ignore[arg-type]
+
+
+def test_many_values_sharing_a_head_do_not_slow_a_feed() -> None:
+    """20,000 values sharing their first characters: small feeds ending in that head cost as with 10.
+
+    (Checking every value under a shared head made 2,000 such feeds take ~40 s at 100,000 values.)
+    The bound is loose, against a baseline measured in the same test, so load cannot fail it.
+    """
+    values = [f"tok-{i:06d}-{'x' * 20}" for i in range(20_000)]
+    chunks = [f"line {i} output tok-0".encode() for i in range(2_000)]
+
+    def feeds(redactor: StreamRedactor[bytes]) -> float:
+        started = time.perf_counter()
+        out = b"".join(redactor.feed(chunk) for chunk in chunks) + redactor.flush()
+        assert out == b"".join(chunks)
+        return time.perf_counter() - started
+
+    few, many = StreamRedactor(values[:10]), StreamRedactor(values)
+    baseline = min(feeds(few.clone()) for _ in range(3))
+    crowded = min(feeds(many.clone()) for _ in range(3))
+    assert crowded < 10 * baseline + 0.5
+
+
+def test_a_value_under_a_crowded_head_is_still_held_and_masked() -> None:
+    """Among thousands of values sharing a head, one split across feeds is masked, the rest pass."""
+    values = [f"tok-{i:06d}-{'y' * 12}" for i in range(5_000)]
+    redactor = StreamRedactor(values)
+    target = values[4321]
+    data = f"a {target} b tok-999999-not-a-value\n".encode()
+    for at in range(len(data) + 1):
+        twin = redactor.clone()
+        out = twin.feed(data[:at]) + twin.feed(data[at:]) + twin.flush()
+        assert out == b"a ********** b tok-999999-not-a-value\n", at
