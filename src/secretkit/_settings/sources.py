@@ -11,6 +11,7 @@ store's chain (its remote backends) for fields no other source set.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from pydantic_settings.sources import PydanticBaseEnvSettingsSource
 
 from .. import _registry
 from .._errors import SecretkitError, SecretNotFound
+from .._localfile import read_local_text
 from .._refs import SecretRef
 from .._secret import Secret
 from .._store import SecretStore
@@ -265,7 +267,11 @@ class SecretkitDotEnvSettingsSource(_EnvVars, DotEnvSettingsSource):
                 path = Path(file).expanduser()
                 if not path.is_file():
                     continue
-                for key in dotenv_values(path, encoding=self.env_file_encoding or "utf-8"):
+                try:
+                    text = read_local_text(path, encoding=self.env_file_encoding or "utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue  # pydantic-settings' own read of the file reports it
+                for key in dotenv_values(stream=io.StringIO(text), interpolate=False):
                     if key == env_name or (not self.case_sensitive and key.lower() == env_name):
                         return str(SecretRef("dotenv", str(path.absolute()), field=key))
         return None
@@ -291,7 +297,7 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
                     continue
                 claimed.add(name)
                 try:
-                    text = path.read_text(encoding="utf-8").strip()
+                    text = read_local_text(path).strip()
                 except (OSError, UnicodeDecodeError):
                     break  # the source's own read reports it, in its place
                 if _registry.is_reference(text):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .._errors import ConfigurationError
+from .._localfile import UnsafeFile, read_local_text
 
 if TYPE_CHECKING:
     from hvac import Client
@@ -72,7 +73,13 @@ def _from_auth(response: Any) -> Login:
 
 def _read_file(path: str | os.PathLike[str], what: str) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        text = read_local_text(path).strip()
+    except UnsafeFile as exc:
+        raise ConfigurationError(
+            f"the {what} file {os.fspath(path)!r} {exc.why}; point it at the regular file that holds it"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"the {what} file {os.fspath(path)!r} is not UTF-8 text") from None
     except FileNotFoundError:
         raise ConfigurationError(
             f"the {what} file {os.fspath(path)!r} does not exist; fix the path or pass the {what} itself"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigurationError, MissingDependency
+from ..._localfile import UnsafeFile, read_local_bytes
 
 __all__ = ["Identities", "age_identities", "age_identity_sources", "local_age_recipients"]
 
@@ -118,8 +119,8 @@ def _ssh_sources(recipient: str) -> list[tuple[str, bytes, bool]]:
             path = Path(home) / ".ssh" / name
             if path.is_file():
                 try:
-                    sources.append((str(path), path.read_bytes(), False))
-                except OSError:
+                    sources.append((str(path), read_local_bytes(path), False))
+                except OSError:  # unreadable, or not a bounded regular file (UnsafeFile)
                     continue
     return sources
 
@@ -142,7 +143,9 @@ def _read_text(path: Path, place: str) -> str:
 
 def _read_bytes(path: Path, place: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_local_bytes(path)
+    except UnsafeFile as exc:
+        raise ConfigurationError(f"{place}: {str(path)!r} cannot be read: it {exc.why}") from None
     except OSError as exc:
         raise ConfigurationError(f"{place}: {str(path)!r} cannot be read ({exc.strerror})") from None
 
