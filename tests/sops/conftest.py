@@ -120,6 +120,7 @@ def sops_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key_file: Path) ->
         "SOPS_KMS_ARN",
         "VAULT_ADDR",
         "VAULT_TOKEN",
+        "VAULT_CACERT",
         "AWS_ENDPOINT_URL_KMS",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -166,7 +167,9 @@ def kms(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, sops: Sops) -> Any:
 
 @pytest.fixture(scope="session")
 def openbao() -> Iterator[OpenBaoServer]:
-    with OpenBaoServer() as server:
+    # TLS, as a transit key service is reached in production: secretkit sends the token over
+    # plain http only with SopsBackend(vault_allow_http=True).
+    with OpenBaoServer(tls=True) as server:
         client = server.client()
         client.sys.enable_secrets_engine("transit", path="sops")
         yield server
@@ -174,8 +177,17 @@ def openbao() -> Iterator[OpenBaoServer]:
 
 @pytest.fixture
 def transit(openbao: OpenBaoServer, monkeypatch: pytest.MonkeyPatch, sops: Sops) -> Any:
-    """The root hvac client; sops and secretkit use the root token through VAULT_TOKEN."""
-    monkeypatch.setenv("VAULT_TOKEN", openbao.root_token)
-    sops.env["VAULT_TOKEN"] = openbao.root_token
-    sops.env["VAULT_ADDR"] = openbao.url
+    """The root hvac client; sops and secretkit use the root token through VAULT_TOKEN.
+
+    VAULT_ADDR names the server, which is what lets secretkit send the token to the address
+    a file records.
+    """
+    assert openbao.ca_cert is not None
+    for name, value in {
+        "VAULT_TOKEN": openbao.root_token,
+        "VAULT_ADDR": openbao.url,
+        "VAULT_CACERT": openbao.ca_cert,
+    }.items():
+        monkeypatch.setenv(name, value)
+        sops.env[name] = value
     return openbao.client()

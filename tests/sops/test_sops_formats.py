@@ -60,7 +60,15 @@ def test_yaml_nested_values_and_types(sops, age_flags, tmp_path, store) -> None:
     )
     assert read(store, path, "db.nested.deeper.token") == "deep-token-0042"
     assert read(store, path, "api_key") == "top-level-api-key-77"
-    assert read(store, path, "empty") == ""
+
+
+def test_empty_and_null_values_are_not_served(sops, age_flags, tmp_path, store) -> None:
+    """sops neither encrypts nor MACs an empty value or a null: neither is served; the error says why."""
+    path = sops.encrypt(tmp_path / "secrets.enc.yaml", YAML, fmt="yaml", keys=age_flags)
+    for field, why in (("empty", "it is empty"), ("nothing", "it is null")):
+        with pytest.raises(SecretNotFound) as info:
+            read(store, path, field)
+        assert why in str(info.value) and "not served as a secret" in str(info.value)
 
 
 def test_yaml_whole_document_is_json(sops, age_flags, tmp_path, store) -> None:
@@ -70,8 +78,8 @@ def test_yaml_whole_document_is_json(sops, age_flags, tmp_path, store) -> None:
     assert document["db"]["port"] == 5432
     assert document["db"]["enabled"] is True
     assert document["db"]["hosts"] == ["primary.db.example", "replica.db.example"]
-    assert document["nothing"] is None
     assert "sops" not in document
+    assert "nothing" not in document and "empty" not in document  # not authenticated
 
 
 def test_a_map_field_is_json_and_the_store_can_pick_inside_it(sops, age_flags, tmp_path, store) -> None:
@@ -98,8 +106,13 @@ def test_dotenv_file_keys_and_escaped_newlines(sops, age_flags, tmp_path, store)
     assert read(store, path, "API_KEY") == "dotenv-api-key-1"
     assert read(store, path, "MULTI") == "first\nsecond"
     assert read(store, path, "UNICODE") == "ünïcødé-✓"
-    assert read(store, path, "EMPTY") == ""
-    assert json.loads(str(read(store, path)))["API_KEY"] == "dotenv-api-key-1"
+    with pytest.raises(SecretNotFound, match="it is empty"):
+        read(store, path, "EMPTY")
+    assert json.loads(str(read(store, path))) == {
+        "API_KEY": "dotenv-api-key-1",
+        "MULTI": "first\nsecond",
+        "UNICODE": "ünïcødé-✓",
+    }
 
 
 def test_ini_file_sections(sops, age_flags, tmp_path, store) -> None:
@@ -127,16 +140,18 @@ def test_binary_json_content_has_fields(sops, age_flags, tmp_path, store) -> Non
     assert read(store, path, "password") == "bin-json-pw"
 
 
-def test_unencrypted_suffix_values_are_read_and_macced(sops, age_flags, tmp_path, store) -> None:
-    """Keys ending in ``_unencrypted`` stay plaintext in the file and are served as they are."""
+def test_unencrypted_suffix_values_are_macced_but_not_served(sops, age_flags, tmp_path, store) -> None:
+    """``_unencrypted`` values enter the MAC as sops wrote them (YAML 1.2), but are never served."""
     plain = "host_unencrypted: db.internal\nport_unencrypted: 5432\n"
     plain += "flag_unencrypted: yes\npassword: suffix-pw-1\n"
     path = sops.encrypt(tmp_path / "s.enc.yaml", plain, fmt="yaml", keys=age_flags)
     assert "db.internal" in path.read_text()
-    assert read(store, path, "host_unencrypted") == "db.internal"
-    assert read(store, path, "port_unencrypted") == "5432"
-    assert read(store, path, "flag_unencrypted") == "yes"  # YAML 1.2, as sops reads it
+    # The MAC checks out only if each plaintext value is hashed as sops hashed it (`yes` as text).
     assert read(store, path, "password") == "suffix-pw-1"
+    for field in ("host_unencrypted", "port_unencrypted", "flag_unencrypted"):
+        with pytest.raises(SecretNotFound, match="stored unencrypted"):
+            read(store, path, field)
+    assert json.loads(str(read(store, path))) == {"password": "suffix-pw-1"}
 
 
 @pytest.mark.parametrize(
@@ -150,19 +165,20 @@ def test_unencrypted_suffix_values_are_read_and_macced(sops, age_flags, tmp_path
 def test_encryption_rules_are_honoured(
     sops, age_flags, tmp_path, store, flag, pattern, encrypted_key, plain_key
 ) -> None:
-    """encrypted_regex / unencrypted_regex / encrypted_suffix: both kinds of value read back, MAC checked."""
+    """encrypted_regex / unencrypted_regex / encrypted_suffix: encrypted values read back, plain ones not."""
     plain = f"{encrypted_key}: rule-secret-1\n{plain_key}: rule-plain-2\n"
     plain += f"nested:\n  {encrypted_key}: rule-secret-3\n"
     path = sops.encrypt(tmp_path / "r.enc.yaml", plain, fmt="yaml", keys=age_flags, extra=[flag, pattern])
     text = path.read_text()
     assert "rule-secret-1" not in text and "rule-plain-2" in text
     assert read(store, path, encrypted_key) == "rule-secret-1"
-    assert read(store, path, plain_key) == "rule-plain-2"
+    with pytest.raises(SecretNotFound, match="stored unencrypted"):
+        read(store, path, plain_key)
     assert read(store, path, f"nested.{encrypted_key}") == "rule-secret-3"
 
 
 def test_mac_only_encrypted(sops, age_key, tmp_path, store) -> None:
-    """A file written with mac_only_encrypted verifies, and its plaintext values may change."""
+    """A mac_only_encrypted file verifies when its plaintext changes; the plaintext is never served."""
     (sops.workdir / ".sops.yaml").write_text(
         "creation_rules:\n"
         f"  - age: {age_key.recipient}\n"
@@ -174,7 +190,9 @@ def test_mac_only_encrypted(sops, age_key, tmp_path, store) -> None:
     assert "mac_only_encrypted: true" in path.read_text()
     assert read(store, path, "password") == "mac-only-pw"
     path.write_text(path.read_text().replace("username: app-user", "username: other-user"))
-    assert SopsBackend().fetch(SecretRef(f"sops://{path}#username")).value == "other-user"
+    assert SopsBackend().fetch(SecretRef(f"sops://{path}#password")).value == "mac-only-pw"
+    with pytest.raises(SecretNotFound, match="stored unencrypted"):
+        SopsBackend().fetch(SecretRef(f"sops://{path}#username"))
 
 
 def test_relative_paths_are_relative_to_the_working_directory(sops, age_flags, tmp_path, monkeypatch) -> None:

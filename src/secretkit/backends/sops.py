@@ -9,17 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .._backend import Fetched
 from .._errors import AccessDenied, ConfigurationError, InvalidReference, SecretNotFound
+from .._localfile import UnsafeFile, read_local_bytes
 from .._redact import remember
 from .._refs import SecretRef
 from ._sops.age import local_age_recipients
 from ._sops.formats import SopsDocument, looks_like_sops, parse_document
 from ._sops.keys import KEY_TYPES, DataKeys, describe_key, key_groups
-from ._sops.values import TreeRefused, decrypt_tree, go_float
+from ._sops.trust import KeyServicePolicy
+from ._sops.values import EnvEntries, TreeRefused, decrypt_tree, go_float, lookup
 
 __all__ = ["SopsBackend", "decrypt_dotenv", "describe", "is_sops_file"]
 
@@ -39,6 +42,9 @@ class SopsBackend:
     fetch, so an edited or re-encrypted file is seen on the next one; the data key is
     recovered once (one age / KMS / transit call) and kept while the file's key entries
     stay the same. A file whose MAC does not match is refused whole (``AccessDenied``).
+    Only encrypted values are served; a file's key entries reach a Vault address, AWS role or
+    profile only when it is ``VAULT_ADDR`` or named in ``vault_addresses`` / ``kms_roles`` /
+    ``aws_profiles`` (docs/backends/sops.md, "Trust model").
     """
 
     scheme = "sops"
@@ -47,9 +53,20 @@ class SopsBackend:
     #: ``#field`` is a path inside the document, applied here (YAML, INI and dotenv are not JSON).
     consumes_field = True
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        vault_addresses: Iterable[str] = (),
+        vault_allow_http: bool = False,
+        kms_roles: Iterable[str] = (),
+        aws_profiles: Iterable[str] = (),
+    ) -> None:
+        # A file's key entries are not authenticated: these name the key services, AWS roles and
+        # profiles they may point at beyond VAULT_ADDR (docs/backends/sops.md, "Trust model").
         self.path = None if path is None else Path(path).absolute()
-        self._keys = DataKeys()
+        policy = KeyServicePolicy.build(vault_addresses, vault_allow_http, kms_roles, aws_profiles)
+        self._keys = DataKeys(policy)
 
     def __repr__(self) -> str:
         return "SopsBackend()" if self.path is None else f"SopsBackend({str(self.path)!r})"
@@ -70,7 +87,8 @@ class SopsBackend:
             fmt, plain, version = _open(Path(file), self._keys)
         except FileNotFoundError:
             raise SecretNotFound(ref.path, detail="no such file") from None
-        document = plain["data"] if fmt == "binary" else plain
+        # Only authenticated values are in `plain` (values.py): the lookup says why one is not.
+        document: Any = lookup(plain, "data", file) if fmt == "binary" else plain
         if field is None:
             value: str | bytes = document if isinstance(document, (str, bytes)) else _json(document)
             _remember_document(plain)
@@ -78,15 +96,13 @@ class SopsBackend:
         if fmt == "binary":
             # A binary file holding a JSON object behaves as a JSON secret does.
             try:
-                document = json.loads(plain["data"])
+                document = json.loads(document)
             except ValueError:
                 raise ConfigurationError(
                     f"SOPS file {file!r} is a binary file, not JSON, so it has no field "
                     f"{field!r}; drop the #field"
                 ) from None
-        found = _lookup(document, field)
-        if found is _MISSING or found is None:
-            raise SecretNotFound(f"{file}#{field}", detail=f"the SOPS file has no value at {field!r}")
+        found = lookup(document, field, file)
         _remember_document(plain)
         return Fetched(_as_text(found), version=version)
 
@@ -95,18 +111,22 @@ class SopsBackend:
 
     def _target(self, ref: SecretRef) -> tuple[str, str | None]:
         """The file to read and the path inside it."""
-        # A reference that names an existing file still reads that file.
-        if self.path is not None and ref.field is None and "/" not in ref.path:
-            if not Path(ref.path).is_file():
-                return str(self.path), ref.path
+        # A plain name of a chain arrives as SecretRef("sops", name), just as sops://name does:
+        # the file given at construction answers it, whatever files the working directory
+        # holds. Only a #field, or an absolute or ./ path, makes the reference name a file.
+        if self.path is not None and ref.field is None and not _names_a_file(ref.path):
+            return str(self.path), ref.path
         return ref.path, ref.field
 
 
 def is_sops_file(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a file ``sops`` encrypted (any format); reads it, decrypts nothing."""
+    """True when ``path`` is a file ``sops`` encrypted (any format); reads it, decrypts nothing.
+
+    A FIFO, device or oversized file is not one: it is refused without waiting or reading it all.
+    """
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        data = read_local_bytes(path)
+    except OSError:  # absent, unreadable, or UnsafeFile
         return False
     if not looks_like_sops(data):
         return False
@@ -118,7 +138,10 @@ def is_sops_file(path: str | os.PathLike[str]) -> bool:
 
 
 def decrypt_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Every key of a SOPS-encrypted dotenv file, decrypted and MAC-checked.
+    """Every authenticated (encrypted) entry of a SOPS dotenv file, decrypted and MAC-checked.
+
+    Unencrypted and empty entries are left out: the file does not authenticate them. The
+    result's ``left_out`` names them.
 
     The values are secrets: each is registered for redaction before it is returned.
     Raises ``ConfigurationError`` when the file is not a SOPS dotenv file, ``AccessDenied``
@@ -128,7 +151,8 @@ def decrypt_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
     fmt, plain, _ = _open(file, _SHARED_KEYS)
     if fmt != "dotenv":
         raise ConfigurationError(f"{str(file)!r} is a SOPS {fmt} file, not a dotenv file")
-    values = {str(k): _as_text_str(v) for k, v in plain.items() if v is not None}
+    values = EnvEntries((str(k), _as_text_str(v)) for k, v in plain.items() if v is not None)
+    values.left_out = tuple(getattr(plain, "left_out", ()))
     remember(values)
     return values
 
@@ -141,7 +165,9 @@ def describe(path: str | os.PathLike[str]) -> list[str]:
     """
     file = Path(path)
     try:
-        doc = parse_document(file, file.read_bytes())
+        doc = parse_document(file, read_local_bytes(file))
+    except UnsafeFile as exc:
+        return [f"{file}: cannot be read: it {exc.why}"]
     except OSError as exc:
         return [f"{file}: cannot be read ({exc.strerror})"]
     except ConfigurationError as exc:
@@ -185,11 +211,13 @@ def _open(path: Path, keys: DataKeys) -> tuple[str, dict[str, Any], str]:
     if not path.is_absolute():
         path = Path.cwd() / path
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise FileNotFoundError(str(path)) from None
+        data = read_local_bytes(path)
     except PermissionError:
         raise AccessDenied(f"SOPS file {str(path)!r} cannot be read (permission denied)") from None
+    except UnsafeFile as exc:
+        raise ConfigurationError(
+            f"SOPS file {str(path)!r} {exc.why}; point the sops backend at a regular file"
+        ) from None
     doc: SopsDocument = parse_document(path, data)
     key = keys.get(doc.metadata, str(path))
     try:
@@ -199,25 +227,9 @@ def _open(path: Path, keys: DataKeys) -> tuple[str, dict[str, Any], str]:
     return doc.format, plain, hashlib.sha256(data).hexdigest()[:16]
 
 
-class _Missing:
-    pass
-
-
-_MISSING: Any = _Missing()
-
-
-def _lookup(document: Any, field: str) -> Any:
-    if isinstance(document, dict) and field in document:
-        return document[field]  # a key that itself has dots (dotenv, INI options)
-    value = document
-    for part in field.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
+def _names_a_file(path: str) -> bool:
+    """A path a backend built with a file still reads as a file: absolute or ``./``-relative."""
+    return path.startswith(("/", "./", ".\\")) or Path(path).is_absolute()
 
 
 def _as_text(value: Any) -> str | bytes:

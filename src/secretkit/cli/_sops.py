@@ -8,12 +8,15 @@ Nothing here is imported unless a command meets such a file.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .._refs import parse_reference
-from ._output import shown_name
+from ._exits import EXIT_CONFIG, PROG, CliError
+from ._loaders import is_loader_variable
+from ._output import flush, shown_name, terminal_safe
 from ._urls import scrub_credentials
 
 
@@ -25,10 +28,39 @@ def is_sops(path: str | os.PathLike[str]) -> bool:
 
 
 def decrypt_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Every entry of a SOPS dotenv file, decrypted; each value is registered for masking by the backend."""
+    """The authenticated entries of a SOPS dotenv file, decrypted; each value is registered for masking.
+
+    An entry the file does not authenticate (stored unencrypted, or empty) never reaches the
+    child: it is left out with a note on stderr, and a loader variable among them (``BASH_ENV``,
+    ``LD_PRELOAD``, ...) refuses the run, since someone changed how the command loads code.
+    """
     from ..backends.sops import decrypt_dotenv
 
-    return decrypt_dotenv(path)
+    entries = decrypt_dotenv(path)
+    left_out: tuple[str, ...] = getattr(entries, "left_out", ())
+    shown = shown_name(str(path))
+    loaders = [name for name in left_out if is_loader_variable(name)]
+    if loaders:
+        raise CliError(
+            f"--env-file {shown!r}: {', '.join(shown_name(n) for n in loaders[:5])} "
+            f"{'is' if len(loaders) == 1 else 'are'} not encrypted in the SOPS file; a variable that "
+            "decides what code the command loads is taken from a SOPS file only when encrypted: "
+            "encrypt it (sops set), or set it in the environment",
+            EXIT_CONFIG,
+        )
+    if left_out:
+        names = ", ".join(shown_name(n) for n in left_out[:10]) + (", ..." if len(left_out) > 10 else "")
+        flush(sys.stdout)
+        print(
+            terminal_safe(
+                f"{PROG}: note: --env-file {shown!r}: left out {len(left_out)} "
+                f"{'entry' if len(left_out) == 1 else 'entries'} the SOPS file does not authenticate "
+                f"(unencrypted or empty): {names}"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+    return entries
 
 
 def sops_paths(keys: Iterable[str]) -> list[str]:

@@ -21,6 +21,7 @@ from ._exits import (
     CliError,
     classify,
 )
+from ._loaders import is_loader_variable
 from ._output import error_message, print_error, shown_name
 from ._resolve import as_text, is_reference, read_env_file, resolve_all
 from ._signals import SignalForwarder
@@ -36,7 +37,11 @@ def command(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     decrypted: list[str] = []
     for path in args.env_file:
+        # A SOPS file gives its authenticated entries only (cli/_sops.py); a plain file is
+        # whoever last wrote it, so it may not choose what code the command loads.
         entries, encrypted = read_env_file(path)
+        if not encrypted:
+            _refuse_loader_variables(path, entries)
         env.update(entries)
         if encrypted:
             decrypted.extend(value for value in entries.values() if not is_reference(value))
@@ -66,6 +71,17 @@ def command(args: argparse.Namespace) -> int:
     # plain in the environment is the user's configuration, not a secret secretkit resolved.
     masker = None if args.no_mask else StreamRedactor(injected)
     return _spawn(argv, env, masker)
+
+
+def _refuse_loader_variables(path: str, entries: dict[str, str]) -> None:
+    loaders = [name for name in entries if is_loader_variable(name)]
+    if loaders:
+        raise CliError(
+            f"--env-file {shown_name(path)!r} sets {', '.join(shown_name(n) for n in loaders[:5])}, which "
+            "decides what code the command loads; such a variable is not taken from a plain file: set it "
+            "in the environment, or keep it encrypted in a SOPS file",
+            EXIT_CONFIG,
+        )
 
 
 def _spawn(argv: list[str], env: dict[str, str], masker: StreamRedactor[bytes] | None) -> int:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import AccessDenied, BackendUnavailable, ConfigurationError, MissingDependency
+from ..._localfile import read_local_text
 from .age import age_identities
+from .trust import KeyServicePolicy, Untrusted
 
 __all__ = ["KEY_TYPES", "DataKeys", "describe_key", "key_groups"]
 
@@ -61,7 +63,9 @@ def describe_key(kind: str, key: dict[str, Any]) -> str:
 class DataKeys:
     """Recovers data keys and remembers them, bounded, by the encrypted copies they came from."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: KeyServicePolicy | None = None) -> None:
+        #: Which Vault addresses, AWS roles and profiles a file's key entries may name.
+        self.policy = policy or KeyServicePolicy()
         self._lock = threading.Lock()
         self._keys: OrderedDict[str, bytes] = OrderedDict()
         self._clients: dict[tuple[str, ...], Any] = {}
@@ -148,13 +152,23 @@ class DataKeys:
         raise cls(f"SOPS file {file!r}: no key could decrypt its data key ({detail})")
 
     def _decrypt_one(self, kind: str, entry: dict[str, Any]) -> bytes:
+        # The file's metadata is not authenticated: where a credential goes is checked against
+        # the operator's policy before any key service is contacted.
+        try:
+            if kind == "kms":
+                profile = self.policy.aws_profile(str(entry.get("aws_profile") or "") or None)
+                role = self.policy.kms_role(str(entry.get("role") or "") or None)
+            elif kind == "hc_vault":
+                url = self.policy.vault_url(str(entry.get("vault_address", "")))
+        except Untrusted as exc:
+            raise _Refused(str(exc)) from None
         with self._lock:
             self.key_service_calls += 1
         if kind == "age":
             return self._age(entry)
         if kind == "kms":
-            return self._kms(entry)
-        return self._transit(entry)
+            return self._kms(entry, profile, role)
+        return self._transit(entry, url)
 
     def _age(self, entry: dict[str, Any]) -> bytes:
         import pyrage
@@ -173,7 +187,7 @@ class DataKeys:
                 "is its recipient"
             ) from None
 
-    def _kms(self, entry: dict[str, Any]) -> bytes:
+    def _kms(self, entry: dict[str, Any], profile: str | None, role: str | None) -> bytes:
         try:
             import boto3
             from botocore.config import Config
@@ -182,8 +196,6 @@ class DataKeys:
             raise MissingDependency("sops", "boto3", "aws") from None
         arn = str(entry.get("arn", ""))
         region = arn.split(":")[3] if arn.count(":") >= 5 else None
-        profile = str(entry.get("aws_profile") or "") or None
-        role = str(entry.get("role") or "") or None
         cache_key = ("kms", region or "", profile or "", role or "")
         try:
             with self._lock:
@@ -218,21 +230,20 @@ class DataKeys:
             raise _Unreachable(f"KMS could not be reached ({type(exc).__name__})") from None
         return bytes(response["Plaintext"])
 
-    def _transit(self, entry: dict[str, Any]) -> bytes:
+    def _transit(self, entry: dict[str, Any], url: str) -> bytes:
         try:
             import hvac
             import hvac.exceptions
             import requests
         except ImportError:
             raise MissingDependency("sops", "hvac", "vault") from None
-        address = str(entry.get("vault_address", ""))
         with self._lock:
-            client = self._clients.get(("hc_vault", address))
+            client = self._clients.get(("hc_vault", url))
         if client is None:
             verify: bool | str = os.environ.get("VAULT_CACERT") or True
-            client = hvac.Client(url=address, token=_vault_token(), timeout=_TIMEOUT, verify=verify)
+            client = hvac.Client(url=url, token=_vault_token(), timeout=_TIMEOUT, verify=verify)
             with self._lock:
-                self._clients[("hc_vault", address)] = client
+                self._clients[("hc_vault", url)] = client
         try:
             response = client.secrets.transit.decrypt_data(
                 name=str(entry.get("key_name", "")),
@@ -258,8 +269,8 @@ def _vault_token() -> str | None:
         return token
     path = Path.home() / ".vault-token"
     try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
+        return read_local_text(path).strip() or None
+    except (OSError, UnicodeDecodeError):
         return None
 
 

@@ -3,6 +3,10 @@
 Each value is AES-256-GCM with a 32-byte IV, authenticated with its path (``a:b:c:``); the
 MAC is SHA-512 over every value in document order, stored encrypted under the data key
 with ``lastmodified`` as authenticated data. The cipher is ``cryptography``'s.
+
+Only what the format authenticates comes out: a value that was decrypted with the data key.
+Unencrypted entries, empty values and nulls are attacker input (the MAC skips them, or joins
+them without separators), so the tree handed back leaves them out and says which it left.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from ..._errors import MissingDependency
+from ..._errors import ConfigurationError, MissingDependency, SecretNotFound
 
-__all__ = ["TreeRefused", "decrypt_tree", "go_float"]
+__all__ = ["EnvEntries", "PlainTree", "TreeRefused", "decrypt_tree", "go_float", "lookup"]
 
-_ENC = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
+# Each part stops at the character that ends it (base64 holds no ',', a type no ']'): linear,
+# where `(.+),iv:(.+),...` backtracked ~n^4 (a 3 KB crafted value took seconds per read).
+_ENC = re.compile(r"^ENC\[AES256_GCM,data:([^,]+),iv:([^,]+),tag:([^,]+),type:([^\]]+)\]")
 # sops seeds the hash with these bytes when only encrypted values are MACed, so the two
 # modes never produce the same MAC (sops.go: MACOnlyEncryptedInitialization).
 _MAC_ONLY_ENCRYPTED_SEED = bytes.fromhex("8a3fd2ad54ce66527b1034f3d147be0b0b975b3bf44f72c6fdadec8176f27d69")
@@ -31,8 +37,45 @@ class TreeRefused(Exception):
     """The tree cannot be trusted; the message says why, naming a path, never a value."""
 
 
-def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> dict[str, Any]:
-    """The decrypted copy of ``tree``, after its MAC checked out; raises ``TreeRefused`` otherwise."""
+class PlainTree(dict[str, Any]):
+    """A decrypted tree holding authenticated values only.
+
+    ``left_out`` maps each entry that was dropped (as a ``#field`` path) to why: so a lookup
+    can say "not encrypted" rather than "not found". A map or list left with no authenticated
+    value is dropped too; a dropped list item stays as ``None`` so the others keep their index.
+    """
+
+    left_out: dict[str, str]
+
+    def __init__(self, tree: dict[str, Any], left_out: dict[str, str]) -> None:
+        super().__init__(tree)
+        self.left_out = left_out
+
+
+class EnvEntries(dict[str, str]):
+    """A SOPS dotenv file's authenticated entries, and the names of those left out."""
+
+    left_out: tuple[str, ...] = ()
+
+
+_NOT_ENCRYPTED = "it is stored unencrypted, so the file does not authenticate it"
+_EMPTY = "it is empty, and sops neither encrypts nor authenticates an empty value"
+_NULL = "it is null, and sops neither encrypts nor authenticates a null"
+_NOTHING = "it holds no encrypted value"
+_COLON = "a key on its path holds ':', which sops's authentication cannot tell apart from nesting"
+
+
+class _Dropped:
+    """Marks a node that is not served, and why."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> PlainTree:
+    """The authenticated values of ``tree``, after its MAC checked out; raises ``TreeRefused`` otherwise."""
     try:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     except ImportError:
@@ -61,18 +104,42 @@ def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> 
             plain, mac_bytes = value, _mac_bytes(value)
         if encrypted or not mac_only_encrypted:
             digest.update(mac_bytes)
+        # Every value is hashed (the MAC needs them all); only decrypted ones are served. An
+        # unencrypted value is MACed at best without separators: its bytes can move to a neighbour.
+        if not encrypted:
+            return _Dropped(_NOT_ENCRYPTED)
+        if value == "":
+            return _Dropped(_EMPTY)
+        if any(":" in p for p in path):
+            return _Dropped(_COLON)
         return plain
 
-    def walk(node: Any, path: list[str]) -> Any:
+    left_out: dict[str, str] = {}
+
+    def walk(node: Any, path: list[str], shown: list[str]) -> Any:
         if isinstance(node, dict):
-            return {k: walk(v, [*path, str(k)]) for k, v in node.items()}
+            kept = {}
+            for k, v in node.items():
+                value = walk(v, [*path, str(k)], [*shown, str(k)])
+                if isinstance(value, _Dropped):
+                    left_out[".".join([*shown, str(k)])] = value.reason
+                else:
+                    kept[k] = value
+            return kept if kept else _Dropped(_NOTHING)
         if isinstance(node, list):
-            return [walk(v, path) for v in node]  # list items share their parent's path
+            # List items share their parent's path in sops's authentication; a lookup indexes them.
+            items = [walk(v, path, [*shown, str(i)]) for i, v in enumerate(node)]
+            for i, value in enumerate(items):
+                if isinstance(value, _Dropped):
+                    left_out[".".join([*shown, str(i)])] = value.reason
+            kept_items = [None if isinstance(v, _Dropped) else v for v in items]
+            return kept_items if any(v is not None for v in kept_items) else _Dropped(_NOTHING)
         if node is None:
-            return None  # sops neither encrypts nor MACs a null
+            return _Dropped(_NULL)  # sops neither encrypts nor MACs a null
         return leaf(node, path)
 
-    plain_tree: dict[str, Any] = walk(tree, [])
+    walked = walk(tree, [], [])
+    plain_tree = PlainTree({} if isinstance(walked, _Dropped) else walked, left_out)
     stored = metadata.get("mac")
     if not isinstance(stored, str) or not stored:
         raise TreeRefused("it has no MAC")
@@ -85,6 +152,58 @@ def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> 
     if not hmac.compare_digest(str(expected).encode(), digest.hexdigest().upper().encode()):
         raise TreeRefused("its MAC does not match its content (a value or key was changed, added or removed)")
     return plain_tree
+
+
+def lookup(document: Any, field: str, file: str) -> Any:
+    """The one value ``field`` names in ``document``: dots walk maps, digits index lists.
+
+    A key may itself hold dots (a dotenv name, an INI section): it is matched when that is the
+    only reading of the path. When two readings both name a value (``db.password`` as a key and
+    ``db`` → ``password``), the lookup is refused rather than picking one: which entry a path
+    means never depends on what else a file holds. Raises ``SecretNotFound`` (saying why when
+    the entry exists but is not authenticated) or ``ConfigurationError``.
+    """
+    found: list[Any] = []
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack and len(found) < 2:
+        node, start = stack.pop()
+        if (id(node), start) in seen:
+            continue
+        seen.add((id(node), start))
+        if isinstance(node, dict):
+            children = [(str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            end = field.find(".", start)
+            index = field[start : len(field) if end == -1 else end]
+            ok = index.isascii() and index.isdigit() and int(index) < len(node)
+            children = [(index, node[int(index)])] if ok else []
+        else:
+            continue
+        for key, child in children:
+            if not field.startswith(key, start):
+                continue
+            after = start + len(key)
+            if after == len(field):
+                found.append(child)
+            elif field[after] == ".":
+                stack.append((child, after + 1))
+    if len(found) > 1:
+        raise ConfigurationError(
+            f"SOPS file {file!r}: the field {field!r} names more than one entry (a key with a dot "
+            "in its name, and nested keys); rename one so that the path means one value"
+        )
+    if found and found[0] is not None:
+        return found[0]
+    left_out: dict[str, str] = getattr(document, "left_out", {})
+    reason = left_out.get(field)
+    if reason is None and any(path.startswith(field + ".") for path in left_out):
+        reason = _NOTHING
+    if reason is None:
+        detail = f"the SOPS file has no value at {field!r}"
+    else:
+        detail = f"the SOPS file's entry at {field!r} is not served as a secret: {reason}"
+    raise SecretNotFound(f"{file}#{field}", detail=detail)
 
 
 class _Rules:
