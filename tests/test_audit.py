@@ -180,7 +180,7 @@ def test_the_function_audit_returns_stops_the_trail(
     stop()
     store.get("B")
     assert [r.secret for r in audited(records)] == ["A"]
-    assert store._listeners == []
+    assert store.listeners() == ()
 
 
 def test_nothing_is_audited_by_default(records: pytest.LogCaptureFixture, clock: FakeClock) -> None:

@@ -573,7 +573,7 @@ def test_a_failing_listener_does_not_break_reads(clock: FakeClock) -> None:
     remove = store.add_listener(bad)
     assert store.get("K").reveal() == "v"
     remove()
-    assert store._listeners == []
+    assert store.listeners() == ()
 
 
 def test_close_closes_backends_once_and_is_idempotent() -> None:

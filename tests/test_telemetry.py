@@ -219,7 +219,7 @@ def test_hit_counters_follow_the_store_without_a_call_per_read(otel: Otel, clock
     for _ in range(1000):
         store.get("K")
     assert otel.value("secretkit.cache.hits", backend="memory") == before + 1000
-    assert store._listeners == []  # telemetry installed nothing on the read path
+    assert store.listeners() == ()  # telemetry installed nothing on the read path
 
 
 def test_counters_do_not_fall_when_a_store_is_garbage_collected(otel: Otel, clock: FakeClock) -> None:

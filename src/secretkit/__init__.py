@@ -14,7 +14,7 @@ from ._api import (
     set_secret_name_markers,
 )
 from ._audit import AuditTrail, audit
-from ._backend import Backend, BatchBackend, Fetched
+from ._backend import Backend, BackendBase, BatchBackend, Fetched
 from ._errors import (
     AccessDenied,
     BackendUnavailable,
@@ -28,8 +28,8 @@ from ._events import AccessEvent
 from ._redact import redact_logs
 from ._refs import SecretRef
 from ._secret import LiveSecret, Secret
-from ._store import SecretStore
-from ._telemetry import instrument
+from ._store import SecretStore, TimePolicy
+from ._telemetry import instrument, traceparent_env
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "AccessEvent",
     "AuditTrail",
     "Backend",
+    "BackendBase",
     "BackendUnavailable",
     "BatchBackend",
     "ConfigurationError",
@@ -51,6 +52,7 @@ __all__ = [
     "SecretRef",
     "SecretStore",
     "SecretkitError",
+    "TimePolicy",
     "aget_secret",
     "audit",
     "configure",
@@ -64,4 +66,5 @@ __all__ = [
     "redact_logs",
     "refresh_on_auth_error",
     "set_secret_name_markers",
+    "traceparent_env",
 ]

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
+from . import _fork
 from ._backend import Backend
 from ._errors import InvalidReference, SecretNotFound
 from ._secret import LiveSecret, Secret
@@ -34,14 +35,11 @@ _store: SecretStore | None = None
 _lock = threading.Lock()
 
 
-def _after_fork_in_child() -> None:
+@_fork.in_child
+def _new_lock() -> None:
     # A parent thread holding the lock at fork time would leave it locked in the child forever.
     global _lock
     _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_store() -> SecretStore:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessDenied",
+    "copied",
     "fresh",
     "shown",
     "printable",
@@ -198,7 +199,7 @@ def shown(name: str) -> str:
     return f"'{public_name(name)}'"
 
 
-def fresh(err: BaseException) -> BaseException:
+def copied(err: BaseException) -> BaseException:
     """A copy of ``err`` to raise once more: same type, message, attributes and cause.
 
     Raising one instance in several places would grow its traceback with every caller's
@@ -211,3 +212,7 @@ def fresh(err: BaseException) -> BaseException:
     new.__cause__ = err.__cause__
     new.__suppress_context__ = True
     return new
+
+
+#: The old name of :func:`copied` ("fresh" is the cache's word for a value within its TTL).
+fresh = copied

@@ -1,4 +1,13 @@
-"""Access events and counters: what happened, never what a secret holds."""
+"""Access events and counters: what happened, never what a secret holds.
+
+Three ways to be told, each for its own question:
+
+- an access listener (``store.add_listener``, ``SecretStore(on_access=...)``): every read of
+  one store, hits included unless it says otherwise (:class:`AccessListener`);
+- a fetch observer (:data:`observers`): every backend call of every store, never a hit
+  (telemetry spans, audit);
+- a rotation subscriber (``store.on_rotate``): a secret's new version, with old and new values.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,15 @@ from typing import Literal, Protocol
 
 from ._errors import public_name
 
-__all__ = ["AccessEvent", "Counters", "FetchObserver", "FetchSpan", "observers"]
+__all__ = [
+    "AccessEvent",
+    "AccessListener",
+    "Counters",
+    "FetchObserver",
+    "FetchSpan",
+    "observers",
+    "wants_hits",
+]
 
 Outcome = Literal["hit", "stale", "loaded", "refreshed", "not_found", "denied", "error"]
 
@@ -31,6 +48,22 @@ class AccessEvent:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", public_name(self.name))
+
+
+class AccessListener(Protocol):
+    """Called with one :class:`AccessEvent` per access, on the reading thread; an exception is logged.
+
+    A listener may carry ``wants_hits = False`` (or be added with ``add_listener(..., hits=False)``):
+    it is then told about loads, refreshes, failures and refusals but not cache hits, so the
+    read path costs as much as with no listener at all.
+    """
+
+    def __call__(self, event: AccessEvent, /) -> object: ...
+
+
+def wants_hits(listener: object, hits: bool | None = None) -> bool:
+    """Whether ``listener`` is told about cache hits: ``hits`` if given, else its ``wants_hits``."""
+    return bool(getattr(listener, "wants_hits", True)) if hits is None else hits
 
 
 class Counters:

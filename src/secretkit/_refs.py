@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, quote, unquote
 
 from ._errors import InvalidReference, shown
 
-__all__ = ["SecretRef", "looks_like_reference", "parse_reference"]
+__all__ = ["SecretRef", "looks_like_reference", "parse_reference", "reference_scheme"]
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _REF_PREFIX = re.compile(r"^([a-z][a-z0-9+.-]*)://")
@@ -126,7 +126,7 @@ class SecretRef:
         return parse_reference(text)
 
 
-def looks_like_reference(value: str) -> str | None:
+def reference_scheme(value: str) -> str | None:
     """The scheme if ``value`` is shaped like a reference, else ``None``.
 
     Shape only: whether the scheme is one secretkit knows is the registry's business,
@@ -134,6 +134,10 @@ def looks_like_reference(value: str) -> str | None:
     """
     m = _REF_PREFIX.match(value)
     return m.group(1) if m else None
+
+
+#: The old name of :func:`reference_scheme`, which returns a scheme, not a bool.
+looks_like_reference = reference_scheme
 
 
 def parse_reference(text: str) -> SecretRef:

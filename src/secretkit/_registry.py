@@ -7,13 +7,13 @@ Third-party backends register under the ``secretkit.backends`` entry-point group
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from . import _fork
 from ._errors import ConfigurationError, InvalidReference
-from ._refs import looks_like_reference
+from ._refs import reference_scheme
 
 __all__ = ["KNOWN_BACKENDS", "BackendSpec", "backend_class", "is_reference", "known_schemes"]
 
@@ -78,7 +78,7 @@ def is_reference(value: object) -> bool:
     """
     if not isinstance(value, str) or "://" not in value:
         return False
-    scheme = looks_like_reference(value)
+    scheme = reference_scheme(value)
     return scheme is not None and is_known(scheme)
 
 
@@ -104,13 +104,10 @@ def backend_class(scheme: str) -> type[Any]:
     return cls  # type: ignore[no-any-return]
 
 
-def _after_fork_in_child() -> None:
+@_fork.in_child
+def _new_lock() -> None:
     global _lock
     _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reset_for_tests() -> None:

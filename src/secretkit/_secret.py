@@ -7,13 +7,10 @@ import hmac
 import json
 import os
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from . import _redact
 from ._errors import ConfigurationError, SecretNotFound, shown
-
-if TYPE_CHECKING:
-    from ._store import SecretStore
 
 __all__ = ["MASK", "LiveSecret", "Secret"]
 
@@ -208,6 +205,12 @@ def _is_index(part: str) -> bool:
     return part.isascii() and part.isdecimal() and len(part) < 19
 
 
+class _Reader(Protocol):
+    """What a live handle reads through (a ``SecretStore``): named here so this module imports no store."""
+
+    def get(self, name: str, /) -> Secret[Any]: ...
+
+
 class LiveSecret(_Redacted, Generic[T]):
     """A handle whose ``reveal()`` reads through the store's cache on every call.
 
@@ -219,7 +222,9 @@ class LiveSecret(_Redacted, Generic[T]):
 
     name: str
 
-    def __init__(self, store: SecretStore, name: str) -> None:
+    _store: _Reader
+
+    def __init__(self, store: _Reader, name: str) -> None:
         object.__setattr__(self, "_store", store)
         object.__setattr__(self, "name", name)
 
@@ -228,11 +233,11 @@ class LiveSecret(_Redacted, Generic[T]):
 
     def reveal(self) -> T:
         """The current value, through the cache."""
-        return self._store.get(self.name).reveal()  # type: ignore[no-any-return,attr-defined]
+        return self._store.get(self.name).reveal()  # type: ignore[no-any-return]
 
     def snapshot(self) -> Secret[T]:
         """The current :class:`Secret`, with its version and fetch time."""
-        return self._store.get(self.name)  # type: ignore[no-any-return,attr-defined]
+        return self._store.get(self.name)
 
     @property
     def version(self) -> str | None:
@@ -247,10 +252,10 @@ class LiveSecret(_Redacted, Generic[T]):
         # current values would make equality (and hashing) change under rotation.
         if not isinstance(other, LiveSecret):
             return False
-        return self._store is other._store and self.name == other.name  # type: ignore[attr-defined]
+        return self._store is other._store and self.name == other.name
 
     def __hash__(self) -> int:
-        return hash((id(self._store), self.name))  # type: ignore[attr-defined]
+        return hash((id(self._store), self.name))
 
 
 def _comparable(value: object) -> bytes:

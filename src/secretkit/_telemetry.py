@@ -10,7 +10,6 @@ never by ``import secretkit``.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import threading
 import time
@@ -18,7 +17,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _events
+from . import _events, _fork
 from ._errors import MissingDependency, public_name
 from ._events import Outcome
 
@@ -49,16 +48,13 @@ _lock = threading.Lock()
 _active: Instrumentation | None = None
 
 
-def _after_fork_in_child() -> None:
+@_fork.in_child
+def _new_locks() -> None:
     # A parent thread collecting metrics at fork time would leave these locked in the child forever.
     global _lock
     _lock = threading.Lock()
     if _active is not None:
         _active._collector._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def instrument(
@@ -226,13 +222,13 @@ class _Collector:
         self._gone: dict[str, dict[str, int]] = {}
 
     def take(self) -> None:
-        from ._store import _STORES
+        from ._store import live_stores
 
         snap = _Snapshot()
         with self._lock:
             snap.counters = {backend: dict(row) for backend, row in self._gone.items()}
         headrooms: list[float] = []
-        for store in list(_STORES):
+        for store in live_stores():
             stats = store.stats()
             per: dict[str, dict[str, int]] = {
                 backend: {key: value for key, value in row.items() if key in _COUNTER_KEYS}
@@ -243,17 +239,15 @@ class _Collector:
                 total = snap.counters.setdefault(backend, {})
                 for key, value in row.items():
                     total[key] = total.get(key, 0) + value
-            if store._closed:
+            if store.closed:
                 continue
             # Every backend seen reports a size, at zero too, so an emptied cache shows as 0, not a gap.
-            for backend in per:
-                snap.size.setdefault(backend, 0)
-            for entry in list(store._entries.values()):
-                snap.size[entry.backend] = snap.size.get(entry.backend, 0) + 1
-            snap.negative += _negative_entries(store, stats)
-            headroom = _stale_headroom(store, stats)
+            for backend, row in stats["backends"].items():
+                snap.size[backend] = snap.size.get(backend, 0) + int(row.get("size", 0))
+            snap.negative += int(stats["negative"])
+            headroom = stats["stale_headroom"]
             if headroom is not None:
-                headrooms.append(headroom)
+                headrooms.append(float(headroom))
         snap.headroom = min(headrooms) if headrooms else None
         self.snapshot = snap
 
@@ -271,26 +265,6 @@ class _Collector:
                 gone = self._gone.setdefault(backend, {})
                 for key, value in row.items():
                     gone[key] = gone.get(key, 0) + value
-
-
-def _negative_entries(store: SecretStore, stats: dict[str, Any]) -> int:
-    if "negative" in stats:
-        return int(stats["negative"])
-    return len(store._failures)  # until stats() reports it
-
-
-def _stale_headroom(store: SecretStore, stats: dict[str, Any]) -> float | None:
-    if "stale_headroom" in stats:
-        value = stats["stale_headroom"]
-        return None if value is None else float(value)
-    # Until stats() reports it: the values past their TTL that are served because the backend fails.
-    now = store._clock()
-    stale = [
-        entry.stale_until - now
-        for entry in list(store._entries.values())
-        if entry.failures and entry.expires_at <= now < entry.stale_until
-    ]
-    return min(stale) if stale else None
 
 
 # -- traces and the fetch histogram ---------------------------------------------------------

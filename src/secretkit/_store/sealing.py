@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import BackendUnavailable, SecretkitError, shown, without_userinfo
-from ._redact import redact
+from .._errors import BackendUnavailable, SecretkitError, shown, without_userinfo
+from .._redact import redact
 
 __all__ = ["ScrubbedError", "sealed", "scrubbed", "wrapped"]
 
