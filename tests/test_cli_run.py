@@ -413,7 +413,7 @@ def test_no_mask_passes_the_output_through(workdir: Path, env: dict[str, str]) -
 
 
 def test_plain_values_are_not_masked(workdir: Path, env: dict[str, str]) -> None:
-    """Only values secretkit resolved are masked; the rest of the output is byte for byte the command's."""
+    """Configuration whose name marks no secret is not masked; the output is byte for byte the command's."""
     env = {**env, "DB_PASSWORD": f"file://{workdir}/db_password", "GREETING": "hello-world"}
     code = "import os, sys; sys.stdout.buffer.write(b'\\x00\\xff ' + os.environb[b'GREETING'] + b' \\r\\n')"
     result = run_cli("run", "--", PY, "-c", code, env=env, cwd=workdir)

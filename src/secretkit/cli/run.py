@@ -9,8 +9,8 @@ import sys
 import threading
 from typing import IO
 
-from .._api import default_store
-from .._redact import StreamRedactor
+from .._api import _marks_secret, default_store
+from .._redact import StreamRedactor, url_passwords
 from .._telemetry import traceparent_env
 from ._exits import (
     EXIT_CANNOT_EXECUTE,
@@ -65,12 +65,30 @@ def command(args: argparse.Namespace) -> int:
             )
         env[var] = text
         injected.append(value)
+    injected.extend(_secret_by_name(env, resolved=refs))
     # The span this process is in (when OpenTelemetry is in use) becomes the child's parent.
     env.update(traceparent_env())
-    # The log redactor's engine and rules, over exactly the values injected: a value that was
-    # plain in the environment is the user's configuration, not a secret secretkit resolved.
+    # The log redactor's engine, over the values log redaction would mask were the child's
+    # environment read through secretkit.getenv.
     masker = None if args.no_mask else StreamRedactor(injected)
     return _spawn(argv, env, masker)
+
+
+def _secret_by_name(env: dict[str, str], *, resolved: dict[str, str]) -> list[str]:
+    """What log redaction's rule makes secret among the values the child gets, beyond those resolved.
+
+    The rule of ``secretkit.getenv``: a variable whose name marks it as secret
+    (``SECRET_NAME_MARKERS``), from the environment or an ``--env-file``, and the password
+    of any URL-shaped value, whatever its name. ``PORT=8080`` or ``APP_ENV=production``
+    stays readable.
+    """
+    found: list[str] = []
+    for var, value in env.items():
+        if var not in resolved and _marks_secret(var):
+            found.append(value)  # a resolved value is masked whole already
+        if "://" in value and "@" in value:
+            found.extend(url_passwords(value))
+    return found
 
 
 def _refuse_loader_variables(path: str, entries: dict[str, str]) -> None:
