@@ -84,6 +84,59 @@ def test_a_changed_variable_fires_on_rotate(monkeypatch: pytest.MonkeyPatch) -> 
     assert seen == [("before-value", "after-value")]
 
 
+def test_a_variable_pointing_into_the_environment_serves_its_target_as_it_is_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VAR=env://OTHER: a changed OTHER is served on the next read and rotates VAR, whatever the TTL."""
+    clock = FakeClock()  # time never moves: no re-read after a second can hide a stale value
+    store = SecretStore([EnvBackend()], ttl=300, clock=clock)
+    monkeypatch.setenv("SK_ALIAS", "env://SK_ALIAS_TARGET")
+    monkeypatch.setenv("SK_ALIAS_TARGET", "first-target-value")
+    seen: list[tuple[str, str]] = []
+    store.on_rotate("SK_ALIAS", lambda old, new: seen.append((old.reveal(), new.reveal())))
+    first = store.get("SK_ALIAS")
+    assert first.reveal() == "first-target-value"
+    assert store.get("SK_ALIAS") is first  # unchanged at both ends: served from the cache
+    monkeypatch.setenv("SK_ALIAS_TARGET", "second-target-value")
+    assert store.get("SK_ALIAS").reveal() == "second-target-value"
+    assert seen == [("first-target-value", "second-target-value")]
+    store.close()
+
+
+def test_a_variable_pointing_to_a_deleted_variable_is_not_found_until_it_is_set_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VAR=env://OTHER with OTHER deleted raises SecretNotFound; OTHER set again is found at once."""
+    store = SecretStore([EnvBackend()], ttl=300, negative_ttl=300, clock=FakeClock())
+    monkeypatch.setenv("SK_ALIAS_GONE", "env://SK_ALIAS_GONE_TARGET")
+    monkeypatch.setenv("SK_ALIAS_GONE_TARGET", "target-before-deletion")
+    assert store.get("SK_ALIAS_GONE").reveal() == "target-before-deletion"
+    monkeypatch.delenv("SK_ALIAS_GONE_TARGET")
+    with pytest.raises(SecretNotFound):
+        store.get("SK_ALIAS_GONE")
+    monkeypatch.setenv("SK_ALIAS_GONE_TARGET", "target-set-again")
+    assert store.get("SK_ALIAS_GONE").reveal() == "target-set-again"
+    store.close()
+
+
+def test_a_variable_pointing_to_a_secret_file_variable_rereads_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VAR=env://OTHER where OTHER_FILE names the file: the file is re-read after a second."""
+    clock = FakeClock()
+    secret_file = tmp_path / "other"
+    secret_file.write_text("file-value-one")
+    store = SecretStore([EnvBackend()], ttl=300, clock=clock)
+    monkeypatch.setenv("SK_VIA_FILE", "env://SK_VIA_FILE_TARGET")
+    monkeypatch.delenv("SK_VIA_FILE_TARGET", raising=False)
+    monkeypatch.setenv("SK_VIA_FILE_TARGET_FILE", str(secret_file))
+    assert store.get("SK_VIA_FILE").reveal() == "file-value-one"
+    secret_file.write_text("file-value-two")
+    clock.advance(1.01)
+    assert store.get("SK_VIA_FILE").reveal() == "file-value-two"
+    store.close()
+
+
 def test_a_secret_file_rewritten_in_place_is_served_within_a_second(tmp_path: Path) -> None:
     """A file under the secrets directory rewritten in place is read again after LOCAL_RECHECK (1 s)."""
     clock = FakeClock()

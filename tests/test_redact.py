@@ -274,3 +274,25 @@ def test_held_agrees_with_a_brute_force_search_as_values_come_and_go() -> None:
             matcher.add(value)
         text = "".join(rng.choices("abx", k=rng.randint(0, 16)))
         assert matcher.held(text) == brute_force_held(live, text), (step, live, text)
+
+
+def test_log_redaction_layers_import_one_way() -> None:
+    """The registry never imports the log machinery built on it, nor exceptions the log guard."""
+    import ast
+    from pathlib import Path
+
+    package = Path(secretkit.__file__).parent
+    # Each module, and the redaction modules it must not import (they stand above it).
+    above = {
+        "_redact_engine": {"_redact", "_redact_objects", "_redact_exceptions", "_redact_logs"},
+        "_redact": {"_redact_objects", "_redact_exceptions", "_redact_logs"},
+        "_redact_objects": {"_redact_exceptions", "_redact_logs"},
+        "_redact_exceptions": {"_redact_logs"},
+    }
+    for module, forbidden in above.items():
+        imported: set[str] = set()
+        for node in ast.walk(ast.parse((package / f"{module}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported.add(node.module or "")
+                imported.update(alias.name for alias in node.names if node.module is None)
+        assert not imported & forbidden, f"{module} imports {imported & forbidden}"

@@ -1,4 +1,4 @@
-"""Which values are secret right now, and masking them in text, logs and streams.
+"""Which values are secret right now, and masking them in text and streams.
 
 A value is registered when a Secret is built (on a cache miss, never on the hot read path),
 in every form it can take once written out (see :func:`~secretkit._redact_engine.forms`).
@@ -7,12 +7,14 @@ each cached value) or an owner passed to :func:`remember`. When the last holder 
 collected, the value joins a window of the most recently released values, since the text
 ``reveal()`` handed out may still be in use; only when it falls out of that window is it
 forgotten. So memory stays bounded and a value in use is never forgotten.
+
+Log redaction is built on this module and never the other way: ``_redact_logs`` reads
+:func:`version` to know that text it found clean is still clean.
 """
 
 from __future__ import annotations
 
 import codecs
-import os
 import re
 import threading
 import weakref
@@ -21,9 +23,10 @@ from collections.abc import Iterable, Iterator
 from typing import AnyStr, Generic, Literal, overload
 from urllib.parse import unquote
 
+from . import _fork
 from ._redact_engine import MIN_LENGTH, Matcher, forms, replace
 
-__all__ = ["MIN_LENGTH", "REPLACEMENT", "StreamRedactor", "redact", "redact_logs", "remember"]
+__all__ = ["MIN_LENGTH", "REPLACEMENT", "StreamRedactor", "redact", "remember"]
 
 REPLACEMENT = "**********"
 #: How many released (or owner-less) forms stay masked after their last holder has gone.
@@ -143,17 +146,6 @@ def holds_value(text: str) -> bool:
     return bool(_matcher.spans(text))
 
 
-def redact_logs() -> None:
-    """Scrub every value revealed through secretkit from every log record.
-
-    Idempotent: a second call does nothing while the factory it installed is the current
-    one, and installs it again when something has replaced it.
-    """
-    from ._redact_logs import install
-
-    install()
-
-
 class StreamRedactor(Generic[AnyStr]):
     """Masks values in a stream read in arbitrary chunks, with the log redactor's rules.
 
@@ -253,10 +245,8 @@ def _all_forms(values: Iterable[object]) -> list[str]:
     return [form for value in values for form in forms(value)]
 
 
+@_fork.in_child
 def _after_fork_in_child() -> None:
+    # A parent thread may have held the lock mid-registration: the child gets a free one.
     global _lock
     _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import _redact
 from ._redact import holds_value, redact
+from ._redact_objects import clean  # the same cleaning as a log record's arguments
 
 __all__ = ["scrub_exc_info"]
 
@@ -82,8 +83,6 @@ def _stand_in(exc: BaseException, done: dict[int, BaseException]) -> BaseExcepti
     found = done.get(id(exc))
     if found is not None:
         return found
-    from ._redact_logs import clean  # the same cleaning as record arguments
-
     cls = _class_for(type(exc))
     copy: BaseException | None = None
     if cls is not None:

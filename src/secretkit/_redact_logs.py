@@ -1,4 +1,8 @@
-"""Log-record scrubbing: the record factory that ``redact_logs()`` installs.
+"""Log-record scrubbing, and ``redact_logs()``, which installs it: the top of log redaction.
+
+Below it, one way: exception stand-ins (``_redact_exceptions``), masking inside objects
+(``_redact_objects``), the registry of values (``_redact``) and its matcher
+(``_redact_engine``); none of them imports this module.
 
 A record factory sees every record, whichever logger makes it and whichever handler
 (added before or after) emits it. The record keeps its shape: ``msg`` stays the template
@@ -14,22 +18,30 @@ changed in place does not show either.
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from . import _redact
+from . import _fork, _redact
 from ._redact import holds_value, redact
 from ._redact_exceptions import scrub_exc_info
+from ._redact_objects import clean
 
-__all__ = ["install"]
+__all__ = ["guard", "install", "redact_logs", "scrub"]
 
-_MAX_DEPTH = 8
 _install_lock = threading.Lock()
 _MARK = "_secretkit_redacting"
 _MAX_CLASSES = 256
 _guarded: dict[type[logging.LogRecord], type | None] = {}
+
+
+def redact_logs() -> None:
+    """Scrub every value revealed through secretkit from every log record.
+
+    Idempotent: a second call does nothing while the factory it installed is the current
+    one, and installs it again when something has replaced it.
+    """
+    install()
 
 
 def install() -> None:
@@ -185,72 +197,6 @@ def _scrub_arguments(record: logging.LogRecord) -> None:
         record.msg, record.args = redact(message), ()
 
 
-def clean(value: object, depth: int = 0) -> Any:
-    """``value`` if it shows no registered value; otherwise a copy of the same shape that doesn't.
-
-    Strings are masked; dicts, lists, tuples and sets are copied with their items cleaned;
-    any other object whose ``str()`` or ``repr()`` shows a value is replaced by a stand-in
-    that prints the masked text.
-    """
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if depth < _MAX_DEPTH:
-        rebuild = _CONTAINERS.get(type(value))
-        if rebuild is not None:
-            return rebuild(value, depth + 1)
-    try:
-        text, shown = str(value), repr(value)
-    except Exception:
-        return value
-    if holds_value(text) or holds_value(shown):
-        return Scrubbed(redact(text), redact(shown))
-    return value
-
-
-def _clean_dict(value: Any, depth: int) -> Any:
-    items = [(clean(k, depth), clean(v, depth)) for k, v in value.items()]
-    if all(a is k and b is v for (a, b), (k, v) in zip(items, value.items(), strict=True)):
-        return value
-    return dict(items)
-
-
-def _clean_sequence(value: Any, depth: int) -> Any:
-    items = [clean(item, depth) for item in value]
-    if all(a is b for a, b in zip(items, value, strict=True)):
-        return value
-    return type(value)(items)
-
-
-_CONTAINERS: dict[type, Callable[[Any, int], Any]] = {
-    dict: _clean_dict,
-    list: _clean_sequence,
-    tuple: _clean_sequence,
-    set: _clean_sequence,
-    frozenset: _clean_sequence,
-}
-
-
-class Scrubbed:
-    """Stands in for an object whose text would show a value: prints its masked text."""
-
-    __slots__ = ("_repr", "_str")
-
-    def __init__(self, text: str, shown: str) -> None:
-        self._str = text
-        self._repr = shown
-
-    def __str__(self) -> str:
-        return self._str
-
-    def __repr__(self) -> str:
-        return self._repr
-
-    def __format__(self, spec: str) -> str:
-        return format(self._str, spec)
-
-
 class _ScrubbingDict(dict):  # type: ignore[type-arg]
     """A record's ``__dict__`` that scrubs what is written to it, and remembers what to re-check.
 
@@ -339,10 +285,8 @@ _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes})
 _PLAIN_FIELDS = len(vars(logging.makeLogRecord({})))
 
 
+@_fork.in_child
 def _after_fork_in_child() -> None:
+    # A parent thread may have held the lock mid-install: the child gets a free one.
     global _install_lock
     _install_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -52,9 +52,10 @@ class Loaded:
 
     def __init__(self, secret: Secret[Any], scheme: str, ttl: float | None, local: bool) -> None:
         self.secret, self.scheme, self.ttl, self.local = secret, scheme, ttl, local
-        # (dict, key, raw) of the environment, for a plain name the environment may hold.
+        # (d, key, raw), ``d.get(key) is raw`` while the variables the value came from are
+        # unchanged: the name's own, and the one it points to when that is in the environment.
         self.probe: tuple[Any, Any, Any] | None = None
-        #: The environment variable itself is the value (valid while it is unchanged).
+        #: The value is the environment's: valid for exactly as long as the probe holds.
         self.variable = False
 
     def __repr__(self) -> str:
@@ -188,6 +189,8 @@ class Resolver:
             if _registry.is_reference(value):
                 assert isinstance(value, str)
                 loaded = self._follow(name, backend.scheme, value, reason)
+                # The environment's only if the target is a variable too (``env://OTHER``).
+                live = loaded.variable
             else:
                 # Configuration read from the environment or .env stays readable in logs
                 # unless asked for as a secret; a secret file's content never does.
@@ -201,10 +204,13 @@ class Resolver:
                     register=register,
                 )
                 loaded = Loaded(secret, backend.scheme, fetched.ttl, backend.local)
-            loaded.probe = probe
-            loaded.variable = (
-                probe is not None and probe[2] is not None and env is not None and loaded.scheme == env.scheme
-            )
+                live = env is not None and loaded.scheme == env.scheme
+            if probe is not None:
+                target = loaded.probe
+                loaded.probe = probe if target is None else _both(probe, target)
+            # Held until a probed variable changes only when the name itself is a variable: a
+            # .env line pointing into the environment is still re-read about once a second.
+            loaded.variable = live and probe is not None and probe[2] is not None
             return loaded
         raise SecretNotFound(name, backends=tried)
 
@@ -217,8 +223,9 @@ class Resolver:
             ) from None
         if self.allow is not None and not self.allow.admits_ref(ref):
             raise self._denied(name, f"it points to {shown(str(ref.base))}")
-        loaded = self._load_ref(ref, name, reason)
-        loaded.local = False  # what the variable points to may change without the variable
+        # What it points to keeps its own rule: a remote secret its TTL, a file a re-read
+        # about once a second, a variable of the environment a live read.
+        loaded = self._load_ref(ref, name, reason, watch=True)
         if _registry.is_reference(loaded.secret.reveal()):
             raise InvalidReference(
                 f"secret {shown(name)} (from {via}) points to {shown(str(ref))}, which holds another "
@@ -226,11 +233,20 @@ class Resolver:
             )
         return loaded
 
-    def _load_ref(self, ref: SecretRef, name: str, reason: str) -> Loaded:
+    def _load_ref(self, ref: SecretRef, name: str, reason: str, *, watch: bool = False) -> Loaded:
         backend = self.describe(ref.scheme)
         check_options(backend.backend, ref)
         target = ref if ref.field is None or backend.consumes_field(ref) else ref.base
-        return self.loaded_from(name, ref, backend, self._calls.fetch(backend, target, name, reason))
+        # A variable pointing into the environment is watched at both ends; the target is
+        # probed before the read, as a plain name is, so a change racing the read is seen by
+        # the next one. (An ``env://`` key read directly is still re-read about once a second:
+        # the shipped backend contract suite expects a reference to stay cached meanwhile.)
+        probe = None if not watch or backend.probe is None else backend.probe(ref.path)
+        loaded = self.loaded_from(name, ref, backend, self._calls.fetch(backend, target, name, reason))
+        if probe is not None:
+            loaded.probe = probe
+            loaded.variable = probe[2] is not None  # not a NAME_FILE file, which is re-read
+        return loaded
 
     def loaded_from(self, name: str, ref: SecretRef, backend: BackendTraits, fetched: Fetched) -> Loaded:
         """The secret ``name`` made from what ``backend`` fetched for ``ref`` (its ``#field`` picked)."""
@@ -290,3 +306,31 @@ def _field_of(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> tuple
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+_UNCHANGED: Any = object()
+
+
+class _Both:
+    """Two probes as one: ``get(_UNCHANGED)`` is ``_UNCHANGED`` while neither variable has changed.
+
+    The read path tests one probe by identity (``d.get(key) is raw``); a variable pointing
+    into the environment (``VAR=env://OTHER``) holds while both ends are unchanged, so this
+    stands in for ``d``. Only such a key pays for the call.
+    """
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: tuple[Any, Any, Any], second: tuple[Any, Any, Any]) -> None:
+        self._first, self._second = first, second
+
+    def get(self, key: object) -> object:
+        d, k, raw = self._first
+        if d.get(k) is not raw:
+            return None
+        d, k, raw = self._second
+        return key if d.get(k) is raw else None
+
+
+def _both(first: tuple[Any, Any, Any], second: tuple[Any, Any, Any]) -> tuple[Any, Any, Any]:
+    return _Both(first, second), _UNCHANGED, _UNCHANGED
