@@ -15,7 +15,7 @@ import errno
 import os
 import stat
 
-__all__ = ["MAX_FILE_BYTES", "UnsafeFile", "read_local_bytes", "read_local_text"]
+__all__ = ["MAX_FILE_BYTES", "UnsafeFile", "read_local_bytes", "read_local_text", "sync_directory"]
 
 #: The largest local file read, in bytes. Secrets, ``.env`` files, SOPS files, tokens and
 #: keys are small; a larger file is a mistake or an attack.
@@ -88,3 +88,23 @@ def read_local_text(
     Newlines are kept as the file has them (``\\r\\n`` included), as binary reads keep them.
     """
     return read_local_bytes(path, max_bytes=max_bytes).decode(encoding)
+
+
+def sync_directory(path: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries to disk, so a file renamed into it survives a crash.
+
+    Here because it opens a path (the directory itself, never a file's content): ``inject``'s
+    atomic write is the caller. Where directories cannot be opened (Windows) it does nothing.
+    """
+    try:
+        fd = os.open(
+            os.fspath(path), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself has happened
+    finally:
+        os.close(fd)

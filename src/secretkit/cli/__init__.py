@@ -3,7 +3,8 @@
 ::
 
     secretkit get NAME|REF [--reveal] [--json]
-    secretkit run [--env-file FILE]... [--no-mask] -- CMD ARGS...
+    secretkit run [--env-file FILE]... [--no-mask] [--watch [--on-rotate signal:HUP]] -- CMD ARGS...
+    secretkit inject TEMPLATE DEST [--mode 0600] [--allow PATTERN]... [--watch] [--exec CMD|--signal S]
     secretkit check [NAMES...] [--settings pkg.module:Class] [--json]
     secretkit doctor [NAMES...] [--json] [--timeout SECONDS]
 
@@ -84,6 +85,8 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from .run import command
     elif name == "check":
         from .check import command
+    elif name == "inject":
+        from .inject import command
     else:
         from .doctor import command
     return command

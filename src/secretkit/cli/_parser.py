@@ -7,6 +7,7 @@ from typing import NoReturn
 
 from ._exits import EXIT_USAGE, PROG
 from ._output import terminal_safe
+from ._watch_args import add_inject_parser, add_watch_arguments
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,6 +84,7 @@ def build_parser() -> Parser:
         action="store_true",
         help="connect the command to this terminal directly; its output is not scanned or masked",
     )
+    add_watch_arguments(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...", help="the command to run")
 
     check = sub.add_parser(
@@ -100,6 +102,8 @@ def build_parser() -> Parser:
         help="also check every field of this pydantic-settings class (imported from the current directory)",
     )
     check.add_argument("--json", action="store_true", help="print one JSON object")
+
+    add_inject_parser(sub, common)
 
     doctor = sub.add_parser(
         "doctor",

@@ -13,8 +13,6 @@ from .._api import _marks_secret, default_store
 from .._redact import StreamRedactor, url_passwords
 from .._telemetry import traceparent_env
 from ._exits import (
-    EXIT_CANNOT_EXECUTE,
-    EXIT_COMMAND_NOT_FOUND,
     EXIT_CONFIG,
     EXIT_USAGE,
     PROG,
@@ -25,6 +23,8 @@ from ._loaders import is_loader_variable
 from ._output import error_message, print_error, shown_name
 from ._resolve import as_text, is_reference, read_env_file, resolve_all
 from ._signals import SignalForwarder
+from ._supervise import launch
+from .watch import supervise, watch_store
 
 
 def command(args: argparse.Namespace) -> int:
@@ -46,7 +46,9 @@ def command(args: argparse.Namespace) -> int:
         if encrypted:
             decrypted.extend(value for value in entries.values() if not is_reference(value))
     refs = {var: value for var, value in env.items() if is_reference(value)}
-    resolved, failures = resolve_all(default_store(), list(refs.values()))
+    # --watch keeps the store for the child's life: its values live --refresh seconds.
+    store = watch_store(args.refresh) if args.watch else default_store()
+    resolved, failures = resolve_all(store, list(refs.values()))
     failed = [(var, failures[refs[var]]) for var in sorted(refs) if refs[var] in failures]
     if failed:
         for var, exc in failed:
@@ -68,6 +70,17 @@ def command(args: argparse.Namespace) -> int:
     injected.extend(_secret_by_name(env, resolved=refs))
     # The span this process is in (when OpenTelemetry is in use) becomes the child's parent.
     env.update(traceparent_env())
+    if args.watch:
+        return supervise(
+            argv,
+            env,
+            refs,
+            None if args.no_mask else injected,
+            store,
+            refresh=args.refresh,
+            on_rotate=args.on_rotate,
+            grace=args.grace,
+        )
     # The log redactor's engine, over the values log redaction would mask were the child's
     # environment read through secretkit.getenv.
     masker = None if args.no_mask else StreamRedactor(injected)
@@ -103,24 +116,10 @@ def _refuse_loader_variables(path: str, entries: dict[str, str]) -> None:
 
 
 def _spawn(argv: list[str], env: dict[str, str], masker: StreamRedactor[bytes] | None) -> int:
-    pipe = subprocess.PIPE if masker is not None else None
     forwarder = SignalForwarder()
     forwarder.install()
     try:
-        try:
-            proc = subprocess.Popen(argv, env=env, stdout=pipe, stderr=pipe)  # noqa: S603 - the user's command
-        except FileNotFoundError:
-            raise CliError(f"command not found: {shown_name(argv[0])}", EXIT_COMMAND_NOT_FOUND) from None
-        except PermissionError:
-            raise CliError(
-                f"cannot execute {shown_name(argv[0])}: permission denied", EXIT_CANNOT_EXECUTE
-            ) from None
-        except OSError as exc:
-            raise CliError(
-                f"cannot execute {shown_name(argv[0])}: {exc.strerror or exc}", EXIT_CANNOT_EXECUTE
-            ) from None
-        except ValueError as exc:  # a NUL in an argument ("embedded null byte")
-            raise CliError(f"cannot execute {shown_name(argv[0])}: {exc}", EXIT_CANNOT_EXECUTE) from None
+        proc = launch(argv, env, piped=masker is not None)
         forwarder.attach(proc)
         pumps: list[threading.Thread] = []
         if masker is not None:
