@@ -226,3 +226,74 @@ def test_doctor_imports_no_sdk(tmp_path: Path, workdir: Path, env: dict[str, str
     assert result.code == 0, result.describe()
     assert data["extras"]["aws"]["boto3"] and data["extras"]["gcp"]["google-cloud-secret-manager"]
     assert report.read_text() == ""
+
+
+PLUGIN = """
+from secretkit import Fetched, SecretNotFound
+from secretkit._backend_class import Probe, Setting
+
+
+def _judge(status):
+    return status == 200, f"acme answered {status}"
+
+
+class AcmeBackend:
+    scheme = "acme"
+    settings = (Setting("ACME_URL", shown=True), Setting("ACME_TOKEN"))
+
+    @classmethod
+    def reachability(cls, env, refs):
+        return Probe(url=env["ACME_URL"], path="/health", setting="ACME_URL", judge=_judge)
+
+    def fetch(self, ref):
+        raise SecretNotFound(ref.path)
+
+    def close(self):
+        pass
+"""
+
+
+def plugin_path(directory: Path) -> Path:
+    """A directory that installs the ``acme`` backend through the entry-point group, as a wheel would."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "acme_backend.py").write_text(PLUGIN)
+    info = directory / "acme_backend-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-backend\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[secretkit.backends]\nacme = acme_backend:AcmeBackend\n")
+    return directory
+
+
+def test_a_plugin_backend_brings_its_own_settings_and_probe(
+    tmp_path: Path, workdir: Path, env: dict[str, str]
+) -> None:
+    """An entry-point backend declares its variables and probe: doctor shows and asks them unedited."""
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    token = "acme-token-never-shown-31"
+    env = {**env, "PYTHONPATH": str(plugin_path(tmp_path / "plugin")), "ACME_URL": url, "ACME_TOKEN": token}
+    try:
+        result, data = doctor_json(env=env, cwd=workdir, secrets=[*SECRETS, token])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.code == 0, result.describe()
+    acme = backend(data, "acme")
+    assert acme["configured"] == ["plugin (entry point)", f"ACME_URL={url}", "ACME_TOKEN (set)"]
+    assert acme["reachable"] == {"target": f"{url}/health", "ok": True, "detail": "acme answered 200"}
+    assert asked == ["/health"]

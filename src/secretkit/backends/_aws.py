@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._backend_class import Probe, Setting
 from .._errors import (
     AccessDenied,
     BackendUnavailable,
@@ -37,6 +38,7 @@ __all__ = [
     "map_client_error",
     "map_error",
     "pick_region",
+    "settings",
 ]
 
 T = TypeVar("T")
@@ -289,6 +291,25 @@ def pick_region(ref: SecretRef, service: str, scheme: str) -> str | None:
 REGION = Shape(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}", "an AWS region name, such as eu-west-1")
 
 
+def settings(endpoint_variable: str) -> tuple[Setting, ...]:
+    """The variables and files boto3 reads, with the one that sets this service's endpoint."""
+    return (
+        Setting("AWS_ENDPOINT_URL", shown=True),
+        Setting("AWS_REGION", shown=True),
+        Setting("AWS_DEFAULT_REGION", shown=True),
+        Setting("AWS_PROFILE", shown=True),
+        Setting("AWS_ACCESS_KEY_ID"),
+        Setting("AWS_SECRET_ACCESS_KEY"),
+        Setting("AWS_SESSION_TOKEN"),
+        Setting("AWS_WEB_IDENTITY_TOKEN_FILE", shown=True),
+        Setting("AWS_ROLE_ARN", shown=True),
+        Setting("AWS_CONTAINER_CREDENTIALS_FULL_URI", shown=True),
+        Setting("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", shown=True),
+        Setting(endpoint_variable, shown=True),
+        Setting("~/.aws/", file=True),
+    )
+
+
 def chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -469,6 +490,8 @@ class AwsBackendBase:
     label: str
     batch_size: int
     single_permission: str
+    #: The variable that sets this service's endpoint alone (``AWS_ENDPOINT_URL_SSM``).
+    endpoint_variable: str
 
     def __init__(
         self,
@@ -492,6 +515,23 @@ class AwsBackendBase:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(region={self._clients.default_region!r})"
+
+    @classmethod
+    def reachability(cls, env: Mapping[str, str], refs: Sequence[SecretRef]) -> Probe:
+        """The service's endpoint: as set, else the default region's; none when only a profile has one."""
+        endpoint = env.get(cls.endpoint_variable) or env.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            setting = cls.endpoint_variable if env.get(cls.endpoint_variable) else "AWS_ENDPOINT_URL"
+            return Probe(url=endpoint, setting=setting)
+        # The backend's order: boto3's AWS_DEFAULT_REGION, then AWS_REGION (see Clients).
+        variable = "AWS_DEFAULT_REGION" if env.get("AWS_DEFAULT_REGION") else "AWS_REGION"
+        region = env.get(variable)
+        if not region:
+            return Probe(note="no AWS_REGION or AWS_ENDPOINT_URL: the region comes from the profile, if any")
+        if not REGION.fits(region):
+            # Pasted into a host name, "x@evil/" would send the probe elsewhere.
+            return Probe(refused=f"{variable} is not a region name such as eu-west-1")
+        return Probe(url=f"https://{cls.service}.{region}.amazonaws.com")
 
     @property
     def region(self) -> str | None:

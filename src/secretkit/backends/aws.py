@@ -56,6 +56,21 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     label = _LABEL
     batch_size = _BATCH
     single_permission = "secretsmanager:GetSecretValue"
+    endpoint_variable = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+    #: What ``secretkit doctor`` reports as this backend's configuration.
+    settings = _aws.settings(endpoint_variable)
+
+    @classmethod
+    def pending_reference(cls, ref: SecretRef) -> SecretRef | None:
+        """The same secret at ``?stage=AWSPENDING``, which a rotation's ``setSecret`` step writes.
+
+        A reference pinned to a version or a stage names no current value, so it has no
+        pending one either.
+        """
+        options = ref.options
+        if {"version", "versionId", "stage"} & set(options):
+            return None
+        return ref.replace(options={**options, "stage": "AWSPENDING"})
 
     def fetch(self, ref: SecretRef) -> Fetched:
         check_options(self, ref)

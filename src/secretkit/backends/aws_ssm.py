@@ -56,6 +56,9 @@ class AwsParameterStoreBackend(_aws.AwsBackendBase):
     label = _LABEL
     batch_size = _BATCH
     single_permission = "ssm:GetParameter"
+    endpoint_variable = "AWS_ENDPOINT_URL_SSM"
+    #: What ``secretkit doctor`` reports as this backend's configuration.
+    settings = _aws.settings(endpoint_variable)
 
     def fetch(self, ref: SecretRef) -> Fetched:
         name, selector = _request_name(ref)

@@ -9,11 +9,12 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._backend import Fetched
+from .._backend_class import Probe, Setting
 from .._errors import (
     AccessDenied,
     BackendUnavailable,
@@ -92,6 +93,44 @@ class AzureKeyVaultBackend:
     options = _OPTIONS
     #: The shape of each option's value, checked before any call (see ``secretkit._options``).
     option_shapes = _SHAPES
+    #: What ``secretkit doctor`` reports as this backend's configuration: azure-identity's
+    #: variables, and the default vault.
+    settings = (
+        Setting(VAULT_ENV, shown=True),
+        Setting("AZURE_TENANT_ID"),
+        Setting("AZURE_CLIENT_ID"),
+        Setting("AZURE_CLIENT_SECRET"),
+        Setting("AZURE_CLIENT_CERTIFICATE_PATH", shown=True),
+        Setting("AZURE_FEDERATED_TOKEN_FILE", shown=True),
+        Setting("AZURE_AUTHORITY_HOST", shown=True),
+    )
+
+    @classmethod
+    def reachability(cls, env: Mapping[str, str], refs: Sequence[SecretRef]) -> Probe:
+        """The first vault a reference names (``azure-kv://VAULT/NAME``), else the default vault.
+
+        Only a vault name is taken from a reference, so that a name in the environment cannot
+        point the probe at any host; the default vault is the user's own setting.
+        """
+        # A one-segment path names a secret of the default vault; "https://..." is a URL.
+        named = sorted(
+            {ref.path.split("/", 1)[0] for ref in refs if "/" in ref.path and "://" not in ref.path}
+        )
+        vaults = [name for name in named if _VAULT_NAME.fullmatch(name)]
+        if vaults:
+            return Probe(url=f"https://{vaults[0].lower()}{PUBLIC_VAULT_SUFFIX}/")
+        if named:
+            return Probe(note="reachability is checked for vault names (azure-kv://VAULT/NAME) only")
+        default = env.get(VAULT_ENV)
+        if default:
+            try:
+                return Probe(url=_vault_url(default) + "/", setting=VAULT_ENV)
+            except ValueError:
+                return Probe(refused=f"{VAULT_ENV} is not a vault name, a host or an https:// vault URL")
+        return Probe(
+            note="reachability is checked per vault: reference a secret (azure-kv://VAULT/NAME) "
+            f"or set {VAULT_ENV}"
+        )
 
     def __init__(
         self,

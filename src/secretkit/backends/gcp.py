@@ -6,10 +6,11 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._backend import Fetched
+from .._backend_class import Probe, Setting
 from .._errors import (
     AccessDenied,
     BackendUnavailable,
@@ -87,6 +88,17 @@ class GcpSecretManagerBackend:
     options = _OPTIONS
     #: The shape of each option's value, checked before any call (see ``secretkit._options``).
     option_shapes = _SHAPES
+    #: What ``secretkit doctor`` reports as this backend's configuration.
+    settings = (
+        Setting("GOOGLE_CLOUD_PROJECT", shown=True),
+        Setting("GCLOUD_PROJECT", shown=True),
+        Setting("GOOGLE_APPLICATION_CREDENTIALS", shown=True),
+    )
+
+    @classmethod
+    def reachability(cls, env: Mapping[str, str], refs: Sequence[SecretRef]) -> Probe:
+        """The service's global endpoint (a regional or emulator ``endpoint=`` is the caller's)."""
+        return Probe(url="https://secretmanager.googleapis.com/")
 
     def __init__(
         self,

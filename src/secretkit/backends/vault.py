@@ -1,8 +1,9 @@
 """HashiCorp Vault and OpenBao (``vault://``): KV v1/v2 secrets and leased dynamic secrets, via hvac.
 
-Both servers speak the same HTTP API, so one backend serves both. The token's life
-(lazy login, renewal, re-login) and the leases of dynamic secrets are the two pieces of
-state a Vault client must hold; everything else (caching, retries, staleness) is the
+Both servers speak the same HTTP API, so one backend serves both. This module reads; the
+token's life (lazy login, renewal, re-login) is :mod:`~secretkit.backends._vault_token`'s, the
+leases of dynamic secrets :mod:`~secretkit.backends._vault_leases`' and the auth methods
+:mod:`~secretkit.backends.vault_auth`'s. Everything else (caching, retries, staleness) is the
 store's.
 """
 
@@ -12,18 +13,15 @@ import base64
 import binascii
 import fnmatch
 import json
-import logging
 import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .. import _fork
 from .._backend import Fetched
+from .._backend_class import Probe, Setting
 from .._errors import (
     AccessDenied,
     BackendUnavailable,
@@ -36,6 +34,8 @@ from .._errors import (
 )
 from .._options import Shape, check, where
 from .._refs import SecretRef
+from ._vault_leases import Issued, VaultLeases
+from ._vault_token import TokenStatus, VaultToken, vault_errors
 from .vault_auth import AppRoleAuth, JwtAuth, KubernetesAuth, Login, TokenAuth, VaultAuth
 
 if TYPE_CHECKING:
@@ -52,10 +52,6 @@ __all__ = [
     "VaultBackend",
 ]
 
-log = logging.getLogger("secretkit.vault")
-
-#: A token or a lease is renewed when this fraction of its life has passed (as Vault Agent does).
-RENEW_AT = 2.0 / 3.0
 DEFAULT_ADDR = "https://127.0.0.1:8200"  # the vault CLI's default
 # Per-socket timeouts (requests applies them to the connect and to each read, not to the
 # whole request). hvac's default of 30 s let one dripping response hold a caller for
@@ -84,44 +80,15 @@ _GENERIC_SHAPES = {
     "lease": Shape(r"new", "one value, new"),
 }
 _TRUE = frozenset({"1", "t", "true"})
-
-_BACKENDS: weakref.WeakSet[VaultBackend] = weakref.WeakSet()
-
-
-@dataclass(frozen=True)
-class TokenStatus:
-    """What the backend knows about its token, for health checks and tests. Never the token."""
-
-    method: str
-    logged_in: bool
-    #: Seconds left as tracked locally; ``None`` when the token never expires or its TTL is unknown.
-    ttl: float | None
-    renewable: bool
-    logins: int
-    renewals: int
-
-
-class _Lease:
-    """A dynamic credential this backend holds, and when to renew or replace it."""
-
-    __slots__ = ("duration", "expires_at", "lease_id", "renewable", "value")
-
-    def __init__(
-        self, value: str | bytes, lease_id: str, duration: float, renewable: bool, now: float
-    ) -> None:
-        self.value = value
-        self.lease_id = lease_id
-        self.duration = duration
-        self.renewable = renewable
-        self.expires_at = now + duration
-
-    def fetched(self, now: float) -> Fetched:
-        return Fetched(
-            self.value,
-            version=self.lease_id,
-            ttl=max(self.expires_at - now, 0.0),
-            metadata={"lease_id": self.lease_id, "renewable": str(self.renewable).lower()},
-        )
+# What doctor's probe makes of /v1/sys/health's status (which Vault encodes in it).
+_HEALTH = {
+    200: (True, "active, unsealed"),
+    429: (True, "standby, unsealed"),
+    472: (True, "disaster-recovery secondary"),
+    473: (True, "performance standby"),
+    501: (False, "not initialized"),
+    503: (False, "sealed"),
+}
 
 
 class VaultBackend:
@@ -161,6 +128,15 @@ class VaultBackend:
     #: The query options a reference may carry (an instance adds its ``post_paths`` parameters);
     #: the store refuses others before asking Vault.
     options: frozenset[str] = _OPTIONS
+    #: What ``secretkit doctor`` reports as this backend's configuration (the vault CLI's variables).
+    settings = (
+        Setting("VAULT_ADDR", shown=True),
+        Setting("VAULT_TOKEN"),
+        Setting("VAULT_NAMESPACE", shown=True),
+        Setting("VAULT_CACERT", shown=True),
+        Setting("VAULT_SKIP_VERIFY", shown=True),
+        Setting("~/.vault-token", file=True),
+    )
 
     def __init__(
         self,
@@ -222,29 +198,50 @@ class VaultBackend:
         self._clock = clock
         # mount path (no slashes at the ends) -> (KV version, or 0 when not KV; engine type)
         self._mounts: dict[str, tuple[int, str]] = {}
-        self._leases: dict[SecretRef, _Lease] = {}
         self._closed = False
-        self._generation = 0  # bumped at every login; 0 = not logged in yet
-        self._token_expires: float | None = None
-        self._token_ttl = 0.0
-        self._renewable = False
-        self._capped = False
-        self._renew_at: float | None = None
-        self._logins = 0
-        self._renewals = 0
-        self._init_sync()
-        _BACKENDS.add(self)
-
-    def _init_sync(self) -> None:
-        # Everything a forked child must rebuild: its parent's threads do not exist there.
-        self._cond = threading.Condition()
-        self._login_lock = threading.Lock()
-        self._lease_guard = threading.Lock()
-        self._lease_locks: dict[SecretRef, threading.Lock] = {}
-        self._renewer: threading.Thread | None = None
+        self._token = VaultToken(
+            client, self._auth, errors=self._exc, url=self.url, clock=clock, lock_wait=self._lock_wait
+        )
+        self._leases = VaultLeases(self._renew_lease, clock=clock, lock_wait=self._lock_wait)
+        _fork.track(self)
 
     def __repr__(self) -> str:
         return f"VaultBackend(url={self.url!r}, auth={self._auth!r})"
+
+    # -- what the tools ask of the class ---------------------------------------------------
+
+    @classmethod
+    def reachability(cls, env: Mapping[str, str], refs: Sequence[SecretRef]) -> Probe:
+        """GET ``/v1/sys/health`` at ``VAULT_ADDR`` (else the CLI's default): it answers without a token."""
+        address = env.get("VAULT_ADDR")
+        note = None
+        if not address:
+            address = DEFAULT_ADDR
+            note = f"VAULT_ADDR is not set: the backend uses {address}, as the vault CLI does"
+        skip = env.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true", "yes")
+        return Probe(
+            url=address,
+            path="/v1/sys/health",
+            setting="VAULT_ADDR",
+            judge=_health,
+            verify=not skip,
+            cafile=None if skip else (env.get("VAULT_CACERT") or None),
+            cafile_setting="VAULT_CACERT",
+            note=note,
+        )
+
+    @classmethod
+    def pending_reference(cls, ref: SecretRef) -> SecretRef | None:
+        """For a leased credential (``engine=generic``), the next lease: ``&lease=new``.
+
+        The backend then issues a new credential in place of the one it holds, which the
+        database may have stopped accepting before its lease ran out (revoked early, its
+        user dropped). A KV secret has no pending version.
+        """
+        options = ref.options
+        if options.get("engine") == "generic" and "lease" not in options:
+            return ref.replace(options={**options, "lease": "new"})
+        return None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -355,24 +352,12 @@ class VaultBackend:
     def _fetch_generic(self, ref: SecretRef) -> Fetched:
         method = ref.options.get("method", "GET").upper()
         self._check_generic(ref, method)
-        fresh = ref.options.get("lease")
-        if fresh is not None:
+        replace = ref.options.get("lease") is not None
+        if replace:
             # The credential held for the reference without lease=new was refused somewhere
             # (revoked early, its user dropped): replace it, for that reference's readers too.
             ref = ref.replace(options={k: v for k, v in ref.options.items() if k != "lease"})
-        with _held_or_waited(self._lease_lock(ref), self._lock_wait):
-            lease = self._leases.get(ref)
-            if lease is not None and fresh is None:
-                now = self._clock()
-                remaining = lease.expires_at - now
-                if remaining > lease.duration * (1.0 - RENEW_AT):
-                    # Still young: hand out the credential we hold, so every reader (and
-                    # every #field of it) sees one credential, not a new one per read.
-                    return lease.fetched(now)
-                if lease.renewable and remaining > 0 and self._renew_lease(ref, lease):
-                    return lease.fetched(self._clock())
-            self._leases.pop(ref, None)
-            return self._new_credential(ref, method)
+        return self._leases.fetch(ref, lambda: self._issue(ref, method), replace=replace)
 
     def _check_generic(self, ref: SecretRef, method: str) -> None:
         """Refuse, before any request, a write nobody allowed and options nobody declared."""
@@ -404,7 +389,8 @@ class VaultBackend:
             "for its pattern",
         )
 
-    def _new_credential(self, ref: SecretRef, method: str) -> Fetched:
+    def _issue(self, ref: SecretRef, method: str) -> Issued:
+        """A new credential: Vault's answer to ``method`` on the reference's path."""
         path = ref.path.strip("/")
         params = {k: v for k, v in ref.options.items() if k not in _GENERIC_OPTIONS}
         client = self._client
@@ -422,118 +408,31 @@ class VaultBackend:
             )
         if response.get("data") is None:
             raise SecretNotFound(ref.path, detail=f"Vault returned no data for {method} {path}")
-        value = _value(response["data"], ref)
-        lease_id = str(response.get("lease_id") or "")
-        duration = float(response.get("lease_duration") or 0)
-        if not lease_id:
-            return Fetched(value, ttl=duration or None)
-        lease = _Lease(value, lease_id, duration, bool(response.get("renewable")), self._clock())
-        if duration > 0:
-            self._leases[ref] = lease
-        log.debug("vault: new lease for %s (%.0fs, renewable=%s)", path, duration, lease.renewable)
-        return lease.fetched(self._clock())
-
-    def _renew_lease(self, ref: SecretRef, lease: _Lease) -> bool:
-        """Extend ``lease`` by its own duration; ``False`` when a new credential is needed."""
-        increment = round(lease.duration)
-        try:
-            response = self._request(
-                ref,
-                "sys/leases/renew",
-                lambda: self._client.sys.renew_lease(lease_id=lease.lease_id, increment=increment),
-            )
-        except BackendUnavailable:
-            raise  # Vault is unreachable: the store keeps serving the credential it has
-        except SecretkitError as exc:
-            log.info(
-                "vault: lease for %s cannot be renewed (%s); fetching a new one", ref.path, type(exc).__name__
-            )
-            return False
-        granted = float(response.get("lease_duration") or 0)
-        if granted < increment:
-            # Vault capped the renewal at the lease's max_ttl: take a new credential now,
-            # while the old one still works for whoever is using it.
-            return False
-        lease.expires_at = self._clock() + granted
-        return True
-
-    def _lease_lock(self, ref: SecretRef) -> threading.Lock:
-        with self._lease_guard:
-            lock = self._lease_locks.get(ref)
-            if lock is None:
-                lock = self._lease_locks[ref] = threading.Lock()
-            return lock
-
-    # -- requests, token and errors ------------------------------------------------------
-
-    def _request(self, ref: SecretRef, api_path: str, call: Callable[[], Any]) -> Any:
-        """``call()`` with a valid token: logs in first if needed, and once again on a rejected token."""
-        if self._closed:
-            raise BackendUnavailable(f"the vault backend for {self.url} is closed; build a new one")
-        generation = self._ensure_token()
-        try:
-            return call()
-        except Exception as exc:
-            if not isinstance(exc, self._exc.Forbidden) or not self._token_rejected():
-                raise self._error(exc, ref, api_path) from exc
-            if not self._auth.relogin:
-                raise self._rejected(ref) from exc
-            log.info("vault: the token was rejected; logging in again (%s)", self._auth.method)
-        self._login(generation)
-        try:
-            return call()
-        except Exception as exc:
-            raise self._error(exc, ref, api_path) from exc
-
-    def _ensure_token(self) -> int:
-        generation = self._generation
-        if generation:
-            expires = self._token_expires
-            if expires is None or self._clock() < expires or not self._auth.relogin:
-                return generation
-        self._login(generation)
-        return self._generation
-
-    def _login(self, seen: int) -> None:
-        """Log in, unless another thread already replaced the token generation ``seen``."""
-        with _held_or_waited(self._login_lock, self._lock_wait):
-            if self._generation != seen:
-                return
-            try:
-                login = self._auth.login(self._client)
-            except SecretkitError:
-                raise
-            except Exception as exc:
-                raise self._login_error(exc) from exc
-            self._client.token = login.token
-            self._adopt(login)
-
-    def _adopt(self, login: Login) -> None:
-        now = self._clock()
-        with self._cond:
-            self._token_ttl = login.ttl or 0.0
-            self._token_expires = now + login.ttl if login.ttl else None
-            self._renewable = login.renewable
-            self._capped = False
-            self._generation += 1
-            self._logins += 1
-            due = None
-            if login.ttl and (login.renewable or self._auth.relogin):
-                due = now + login.ttl * RENEW_AT
-            self._schedule_locked(due)
-        log.debug(
-            "vault: logged in (%s, ttl=%s, renewable=%s)", self._auth.method, login.ttl, login.renewable
+        return (
+            _value(response["data"], ref),
+            str(response.get("lease_id") or ""),
+            float(response.get("lease_duration") or 0),
+            bool(response.get("renewable")),
         )
 
-    def _token_rejected(self) -> bool:
-        """Whether a 403 came from the token itself (expired, revoked) rather than its policies."""
-        try:
-            self._client.auth.token.lookup_self()
-        except self._exc.Forbidden:
-            return True
-        except Exception:
-            return False
-        return False
+    def _renew_lease(self, ref: SecretRef, lease_id: str, increment: int) -> Any:
+        return self._request(
+            ref,
+            "sys/leases/renew",
+            lambda: self._client.sys.renew_lease(lease_id=lease_id, increment=increment),
+        )
+
+    # -- requests and errors ---------------------------------------------------------------
+
+    def _request(self, ref: SecretRef, api_path: str, call: Callable[[], Any]) -> Any:
+        """``call()`` with a valid token (see :class:`VaultToken`), its errors mapped for ``ref``."""
+        if self._closed:
+            raise BackendUnavailable(f"the vault backend for {self.url} is closed; build a new one")
+        return self._token.call(
+            call,
+            lambda exc: _request_error(self._exc, self.url, exc, ref, api_path),
+            lambda: self._rejected(ref),
+        )
 
     def _rejected(self, ref: SecretRef) -> AccessDenied:
         return AccessDenied(
@@ -542,158 +441,25 @@ class VaultBackend:
             "KubernetesAuth, which log in again by themselves"
         )
 
-    def _error(self, exc: BaseException, ref: SecretRef, api_path: str) -> SecretkitError:
-        if isinstance(exc, SecretkitError):
-            return exc
-        errors = self._exc
-        if isinstance(exc, errors.InvalidPath):
-            return SecretNotFound(ref.path)
-        if isinstance(exc, (errors.Forbidden, errors.Unauthorized)):
-            return AccessDenied(
-                f"the vault backend was denied {ref.path!r}: the token's policies do not allow "
-                f"{api_path!r}; grant it in the policy of the token or role "
-                f'(path "{api_path}" {{ capabilities = ["read"] }})'
-            )
-        if isinstance(exc, errors.VaultDown):
-            return BackendUnavailable(
-                f"the vault backend could not read {ref.path!r}: Vault at {self.url} is sealed or "
-                "unavailable (503)"
-            )
-        if isinstance(exc, errors.InvalidRequest):
-            return ConfigurationError(
-                f"the vault backend's request for {ref.path!r} was refused as invalid "
-                f"(400: {_vault_errors(exc)}); check the reference and its options"
-            )
-        return BackendUnavailable(
-            f"the vault backend could not read {ref.path!r} from {self.url} ({type(exc).__name__}); "
-            "check that Vault is reachable"
-        )
-
-    def _login_error(self, exc: BaseException) -> SecretkitError:
-        errors = self._exc
-        if isinstance(
-            exc, (errors.InvalidRequest, errors.Forbidden, errors.Unauthorized, errors.InvalidPath)
-        ):
-            return AccessDenied(
-                f"the vault backend could not log in with {self._auth!r} ({_vault_errors(exc)}); "
-                "check the auth method's mount, role and credentials"
-            )
-        return BackendUnavailable(
-            f"the vault backend could not log in to {self.url} with {self._auth!r} ({type(exc).__name__}); "
-            "check that Vault is reachable"
-        )
-
-    # -- token renewal -------------------------------------------------------------------
-
-    def _schedule_locked(self, due: float | None) -> None:
-        # Called with self._cond held.
-        self._renew_at = due
-        if due is None or self._closed:
-            return
-        if self._renewer is None or not self._renewer.is_alive():
-            self._renewer = threading.Thread(
-                target=self._renew_loop, name="secretkit-vault-renew", daemon=True
-            )
-            self._renewer.start()
-        self._cond.notify_all()
-
-    def _renew_loop(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    due = self._renew_at
-                    if self._closed or due is None:
-                        # Nothing to renew: let the thread go; the next login starts another.
-                        self._renewer = None
-                        return
-                    delay = due - self._clock()
-                    if delay <= 0:
-                        break
-                    self._cond.wait(delay)
-                self._renew_at = None
-                generation = self._generation
-            try:
-                self._renew_token(generation)
-            except Exception as exc:
-                self._renewal_failed(generation, exc)
-
-    def _renew_token(self, generation: int) -> None:
-        if not (self._renewable and not self._capped):
-            if self._auth.relogin:
-                self._login(generation)
-            return
-        increment = round(self._token_ttl)
-        try:
-            response = self._client.auth.token.renew_self(increment=increment)
-        except self._exc.Forbidden:
-            if not self._auth.relogin:
-                raise
-            log.info("vault: the token could not be renewed; logging in again (%s)", self._auth.method)
-            self._login(generation)
-            return
-        granted = float(response["auth"].get("lease_duration") or 0)
-        now = self._clock()
-        with self._cond:
-            if self._generation != generation:
-                return  # a login replaced the token meanwhile; it has its own schedule
-            self._renewals += 1
-            self._token_expires = now + granted if granted else None
-            # Capped by the token's max TTL: renewing again gains nothing; log in again
-            # at 2/3 of what is left, or let it run out if we cannot.
-            self._capped = granted < increment
-            due = None
-            if granted and (not self._capped or self._auth.relogin):
-                due = now + granted * RENEW_AT
-            self._schedule_locked(due)
-        log.debug("vault: token renewed for %.0fs", granted)
-
-    def _renewal_failed(self, generation: int, exc: BaseException) -> None:
-        log.warning("vault: renewing the token failed (%s); will retry", type(exc).__name__)
-        now = self._clock()
-        with self._cond:
-            if self._generation != generation:
-                return
-            expires = self._token_expires
-            left = None if expires is None else expires - now
-            if left is not None and left <= 0:
-                # Expired: the next request logs in again (or reports the rejected token).
-                self._schedule_locked(None)
-            else:
-                self._schedule_locked(now + min(30.0, max(1.0, (left or 90.0) / 3)))
-
     # -- status and lifecycle ------------------------------------------------------------
 
     def token_status(self) -> TokenStatus:
         """The token's method, remaining TTL and renewability, and login/renewal counts."""
-        with self._cond:
-            expires = self._token_expires
-            return TokenStatus(
-                method=self._auth.method,
-                logged_in=self._generation > 0,
-                ttl=None if expires is None else max(expires - self._clock(), 0.0),
-                renewable=self._renewable,
-                logins=self._logins,
-                renewals=self._renewals,
-            )
+        return self._token.status()
 
     def close(self) -> None:
         """Stop token renewal, forget held leases (they run out on their own) and close the session."""
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._renew_at = None
-            self._cond.notify_all()
-            renewer = self._renewer
-        if renewer is not None and renewer is not threading.current_thread():
-            renewer.join(5.0)
+        if self._closed:
+            return
+        self._closed = True
+        if not self._token.close():
+            return
         self._leases.clear()
         if self._owns_client:
             self._client.adapter.close()
 
     def _after_fork(self) -> None:
-        due = self._renew_at
-        self._init_sync()
+        self._leases.after_fork()
         if self._owns_client:
             import requests
 
@@ -702,33 +468,41 @@ class VaultBackend:
             session = requests.Session()
             session.trust_env = False
             self._client.session = session
-        if due is not None and not self._closed:
-            with self._cond:
-                self._schedule_locked(due)
+        # Last: it may start the renewal thread, which must find the child's own session.
+        self._token.after_fork()
 
 
-@contextmanager
-def _held_or_waited(lock: threading.Lock, wait: float) -> Iterator[None]:
-    """Hold ``lock`` for the block, or run it without the lock once ``wait`` seconds have passed.
+def _request_error(
+    errors: Any, url: str, exc: BaseException, ref: SecretRef, api_path: str
+) -> SecretkitError:
+    """What a failed request for ``ref`` means, as one of our errors (``errors`` is hvac's)."""
+    if isinstance(exc, SecretkitError):
+        return exc
+    if isinstance(exc, errors.InvalidPath):
+        return SecretNotFound(ref.path)
+    if isinstance(exc, (errors.Forbidden, errors.Unauthorized)):
+        return AccessDenied(
+            f"the vault backend was denied {ref.path!r}: the token's policies do not allow "
+            f"{api_path!r}; grant it in the policy of the token or role "
+            f'(path "{api_path}" {{ capabilities = ["read"] }})'
+        )
+    if isinstance(exc, errors.VaultDown):
+        return BackendUnavailable(
+            f"the vault backend could not read {ref.path!r}: Vault at {url} is sealed or unavailable (503)"
+        )
+    if isinstance(exc, errors.InvalidRequest):
+        return ConfigurationError(
+            f"the vault backend's request for {ref.path!r} was refused as invalid "
+            f"(400: {vault_errors(exc)}); check the reference and its options"
+        )
+    return BackendUnavailable(
+        f"the vault backend could not read {ref.path!r} from {url} ({type(exc).__name__}); "
+        "check that Vault is reachable"
+    )
 
-    Serialising logins and lease renewals saves duplicate requests, nothing more: a second
-    login or credential is harmless, while a caller stuck behind a hung request is not.
-    """
-    acquired = lock.acquire(timeout=wait)
-    try:
-        yield
-    finally:
-        if acquired:
-            lock.release()
 
-
-def _after_fork_in_child() -> None:
-    for backend in list(_BACKENDS):
-        backend._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+def _health(status: int) -> tuple[bool, str]:
+    return _HEALTH.get(status, (False, f"unexpected HTTP {status}"))
 
 
 def _verify_from_env() -> bool | str:
@@ -793,10 +567,3 @@ def _not_kv(mount: str, engine: str) -> InvalidReference:
         f"the Vault mount {mount!r} is a {engine or 'non-KV'} engine, not KV; "
         f"read it with ?engine=generic (vault://{mount}/...?engine=generic)"
     )
-
-
-def _vault_errors(exc: BaseException) -> str:
-    # Vault's error strings describe the request (a role, a claim, a path), never a secret.
-    found = getattr(exc, "errors", None)
-    text = "; ".join(str(e).strip() for e in found) if found else type(exc).__name__
-    return text if len(text) <= 200 else text[:200] + "..."

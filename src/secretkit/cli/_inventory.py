@@ -1,4 +1,8 @@
-"""What is installed and configured per backend, found without importing any SDK."""
+"""What is installed, configured and reachable per backend, found without importing any SDK.
+
+Each backend class says which settings it reads and what to probe (see
+:mod:`secretkit._backend_class`); its module is imported for that, never its SDK.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import _registry
-from .._errors import public_name
-from .._refs import looks_like_reference
-from ._probes import Reach
+from .._backend_class import Probe, reachability_of, settings_of
+from .._errors import InvalidReference, public_name
+from .._refs import SecretRef, reference_scheme
+from ._output import error_message
+from ._probes import Reach, reach_all
 from ._urls import shown_setting
 
 # Import names of the SDK distributions the extras install (find_spec needs the module).
@@ -27,45 +33,6 @@ _IMPORT_NAMES = {
     "pydantic-settings": "pydantic_settings",
 }
 
-# Per scheme: the variables its SDK reads, and whether a variable's value is safe to show.
-_CONFIG_VARS: dict[str, list[tuple[str, bool]]] = {
-    "aws": [
-        ("AWS_ENDPOINT_URL", True),
-        ("AWS_REGION", True),
-        ("AWS_DEFAULT_REGION", True),
-        ("AWS_PROFILE", True),
-        ("AWS_ACCESS_KEY_ID", False),
-        ("AWS_SECRET_ACCESS_KEY", False),
-        ("AWS_SESSION_TOKEN", False),
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", True),
-        ("AWS_ROLE_ARN", True),
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", True),
-        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", True),
-    ],
-    "aws-sm": [("AWS_ENDPOINT_URL_SECRETS_MANAGER", True)],
-    "aws-ssm": [("AWS_ENDPOINT_URL_SSM", True)],
-    "vault": [
-        ("VAULT_ADDR", True),
-        ("VAULT_TOKEN", False),
-        ("VAULT_NAMESPACE", True),
-        ("VAULT_CACERT", True),
-        ("VAULT_SKIP_VERIFY", True),
-    ],
-    "gcp-sm": [
-        ("GOOGLE_CLOUD_PROJECT", True),
-        ("GCLOUD_PROJECT", True),
-        ("GOOGLE_APPLICATION_CREDENTIALS", True),
-    ],
-    "azure-kv": [
-        ("AZURE_TENANT_ID", False),
-        ("AZURE_CLIENT_ID", False),
-        ("AZURE_CLIENT_SECRET", False),
-        ("AZURE_CLIENT_CERTIFICATE_PATH", True),
-        ("AZURE_FEDERATED_TOKEN_FILE", True),
-        ("AZURE_AUTHORITY_HOST", True),
-    ],
-}
-
 
 @dataclass
 class BackendReport:
@@ -77,6 +44,7 @@ class BackendReport:
     referenced_by: list[str]
     reach: Reach | None = None
     note: str | None = None
+    probe: Probe | None = None
 
     @property
     def installed(self) -> bool:
@@ -151,46 +119,92 @@ def _module_present(target: str) -> bool:
 
 
 def backends_report(references: Mapping[str, str]) -> list[BackendReport]:
+    """One report per remote backend (built in, or registered through an entry point)."""
     extras = _extra_packages()
     reports: list[BackendReport] = []
     for scheme, spec in sorted(_registry.KNOWN_BACKENDS.items()):
         if spec.extra is None:
             continue
         dists = extras.get(spec.extra) or ([spec.package] if spec.package else [])
-        configured: list[str] = []
-        for group in ("aws" if scheme.startswith("aws") else "", scheme):
-            for var, shown in _CONFIG_VARS.get(group, []):
-                value = os.environ.get(var)
-                if value:
-                    configured.append(f"{var}={shown_setting(value)}" if shown else f"{var} (set)")
-        if scheme == "vault" and (Path.home() / ".vault-token").is_file():
-            configured.append("~/.vault-token")
-        if scheme.startswith("aws") and (Path.home() / ".aws").is_dir():
-            configured.append("~/.aws/")
-        referenced = sorted(
-            public_name(var) for var, ref in references.items() if looks_like_reference(ref) == scheme
+        report = BackendReport(
+            scheme=scheme,
+            extra=spec.extra,
+            module=_module_present(spec.target),
+            packages={dist: installed_version(dist) for dist in dists},
+            configured=[],
+            referenced_by=_referenced_by(scheme, references),
         )
-        reports.append(
-            BackendReport(
-                scheme=scheme,
-                extra=spec.extra,
-                module=_module_present(spec.target),
-                packages={dist: installed_version(dist) for dist in dists},
-                configured=configured,
-                referenced_by=referenced,
-            )
-        )
+        _ask_class(report, references)
+        reports.append(report)
     for scheme in sorted(_registry.known_schemes() - set(_registry.KNOWN_BACKENDS)):
-        reports.append(
-            BackendReport(
-                scheme=scheme,
-                extra=None,
-                module=True,
-                packages={},
-                configured=["plugin (entry point)"],
-                referenced_by=sorted(
-                    public_name(var) for var, ref in references.items() if looks_like_reference(ref) == scheme
-                ),
-            )
+        report = BackendReport(
+            scheme=scheme,
+            extra=None,
+            module=True,
+            packages={},
+            configured=["plugin (entry point)"],
+            referenced_by=_referenced_by(scheme, references),
         )
+        _ask_class(report, references)
+        reports.append(report)
     return reports
+
+
+def check_reachability(reports: list[BackendReport], timeout: float) -> None:
+    """Probe, in parallel, the server of each backend whose class said what to probe."""
+    probed = [report for report in reports if report.probe is not None]
+    found = reach_all([report.probe for report in probed if report.probe is not None], timeout)
+    for report, reach in zip(probed, found, strict=True):
+        report.reach = reach
+
+
+def _referenced_by(scheme: str, references: Mapping[str, str]) -> list[str]:
+    return sorted(public_name(var) for var, ref in references.items() if reference_scheme(ref) == scheme)
+
+
+def _ask_class(report: BackendReport, references: Mapping[str, str]) -> None:
+    """Fill in what the scheme's class declares: the settings found, and its probe."""
+    try:
+        cls = _registry.backend_class(report.scheme)  # its module only: SDKs are imported when built
+    except Exception as exc:  # a plugin that cannot be imported is a finding
+        report.module = False
+        report.note = error_message(exc)
+        return
+    env = os.environ
+    report.configured += _configured(cls, env)
+    if not (report.configured or report.referenced_by):
+        return  # nothing says this backend is in use: no request to its server
+    refs = []
+    for text in references.values():
+        if reference_scheme(text) == report.scheme:
+            try:
+                refs.append(SecretRef.parse(text))
+            except InvalidReference:
+                continue  # reported where the name is traced; nothing to probe in it
+    try:
+        probe = reachability_of(cls, env, refs)
+    except Exception as exc:  # a probe's failure is a finding, not a crash
+        report.reach = Reach("?", False, error_message(exc))
+        return
+    if probe is None:
+        return
+    report.note = probe.note
+    if probe.url is not None or probe.refused is not None:
+        report.probe = probe
+
+
+def _configured(cls: type[Any], env: Mapping[str, str]) -> list[str]:
+    """The settings ``cls`` reads that are set: shown where the class allows, else named only."""
+    found: list[str] = []
+    for setting in settings_of(cls):
+        if setting.file:
+            path = Path(setting.name).expanduser()
+            if path.is_dir() if setting.name.endswith("/") else path.is_file():
+                found.append(setting.name)
+            continue
+        value = env.get(setting.name)
+        if value:
+            found.append(
+                f"{setting.name}={shown_setting(value)}" if setting.shown else f"{setting.name} (set)"
+            )
+    return found

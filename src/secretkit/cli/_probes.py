@@ -1,33 +1,22 @@
-"""Reachability probes for remote backends: one bounded HTTP request each, run in parallel."""
+"""Reachability probes for remote backends: one bounded HTTP request each, run in parallel.
+
+What to ask is each backend class's to say (its ``reachability``, a
+:class:`~secretkit._backend_class.Probe`); this module only asks, and says what came back.
+"""
 
 from __future__ import annotations
 
-import os
-import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._errors import public_name
+from .._backend_class import Judge, Probe
 from .._redact import redact
 from ._output import error_message
 from ._urls import NOT_A_URL, NOT_SHOWN, safe_url, scrub_credentials, split_url
 
-if TYPE_CHECKING:
-    from ._inventory import BackendReport
-
-_VAULT_DEFAULT_ADDR = "https://127.0.0.1:8200"
-_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+", re.ASCII)
-_AZURE_VAULT = re.compile(r"[A-Za-z0-9-]{3,24}", re.ASCII)
-_VAULT_HEALTH = {
-    200: (True, "active, unsealed"),
-    429: (True, "standby, unsealed"),
-    472: (True, "disaster-recovery secondary"),
-    473: (True, "performance standby"),
-    501: (False, "not initialized"),
-    503: (False, "sealed"),
-}
+__all__ = ["Reach", "reach", "reach_all"]
 
 
 @dataclass
@@ -40,111 +29,54 @@ class Reach:
         return {"target": self.target, "ok": self.ok, "detail": self.detail}
 
 
-def check_reachability(reports: list[BackendReport], timeout: float, references: Mapping[str, str]) -> None:
-    """Probe, in parallel, the endpoint of each remote backend that is configured or referenced."""
-    jobs: list[tuple[BackendReport, Callable[[], Reach]]] = []
-    for report in reports:
-        if not (report.configured or report.referenced_by):
-            continue
-        probe = _probe_for(report, timeout, references)
-        if probe is not None:
-            jobs.append((report, probe))
-    threads = []
-    for report, probe in jobs:
+def reach_all(probes: Sequence[Probe], timeout: float) -> list[Reach]:
+    """Each probe's finding, in order; the probes run in parallel, each bounded by ``timeout``."""
+    found: list[Reach] = [Reach("?", False, f"no answer within {timeout:g}s") for _ in probes]
 
-        def run(report: BackendReport = report, probe: Callable[[], Reach] = probe) -> None:
-            try:
-                report.reach = probe()
-            except Exception as exc:  # a probe's failure is a finding, not a crash
-                report.reach = Reach("?", False, error_message(exc))
+    def run(i: int, probe: Probe) -> None:
+        try:
+            found[i] = reach(probe, timeout)
+        except Exception as exc:  # a probe's failure is a finding, not a crash
+            found[i] = Reach("?", False, error_message(exc))
 
-        thread = threading.Thread(target=run, daemon=True)
+    threads = [threading.Thread(target=run, args=(i, probe), daemon=True) for i, probe in enumerate(probes)]
+    for thread in threads:
         thread.start()
-        threads.append(thread)
     for thread in threads:
         thread.join(timeout + 2.0)
+    return found
 
 
-def _probe_for(
-    report: BackendReport, timeout: float, references: Mapping[str, str]
-) -> Callable[[], Reach] | None:
-    env = os.environ
-    if report.scheme == "vault":
-        addr = env.get("VAULT_ADDR")
-        if not addr:
-            addr = _VAULT_DEFAULT_ADDR
-            report.note = f"VAULT_ADDR is not set: the backend uses {addr}, as the vault CLI does"
-        return lambda: _probe_vault(addr, timeout)
-    if report.scheme in ("aws-sm", "aws-ssm"):
-        service, specific = (
-            ("secretsmanager", "AWS_ENDPOINT_URL_SECRETS_MANAGER")
-            if report.scheme == "aws-sm"
-            else ("ssm", "AWS_ENDPOINT_URL_SSM")
-        )
-        endpoint = env.get(specific) or env.get("AWS_ENDPOINT_URL")
-        if not endpoint:
-            variable = "AWS_REGION" if env.get("AWS_REGION") else "AWS_DEFAULT_REGION"
-            region = env.get(variable)
-            if not region:
-                report.note = "no AWS_REGION or AWS_ENDPOINT_URL: the region comes from the profile, if any"
-                return None
-            if not _AWS_REGION.fullmatch(region):
-                # Pasted into a host name, "x@evil/" would send the probe elsewhere.
-                return lambda: Reach(NOT_SHOWN, False, f"{variable} is not a region name such as eu-west-1")
-            endpoint = f"https://{service}.{region}.amazonaws.com"
-        url = endpoint
-        return lambda: _probe_http(url, timeout, _any_status)
-    if report.scheme == "gcp-sm":
-        return lambda: _probe_http("https://secretmanager.googleapis.com/", timeout, _any_status)
-    if report.scheme == "azure-kv":
-        vaults = sorted(
-            {
-                ref.split("://", 1)[1].split("/", 1)[0]
-                for var, ref in references.items()
-                if public_name(var) in report.referenced_by
-            }
-        )
-        if not vaults:
-            report.note = "reachability is checked per vault: reference a secret (azure-kv://VAULT/NAME)"
-            return None
-        if not _AZURE_VAULT.fullmatch(vaults[0]):
-            report.note = "reachability is checked for vault names (azure-kv://VAULT/NAME) only"
-            return None
-        url = f"https://{vaults[0]}.vault.azure.net/"
-        return lambda: _probe_http(url, timeout, _any_status)
-    return None
-
-
-def _any_status(status: int) -> tuple[bool, str]:
-    return True, f"HTTP {status}"
-
-
-def _probe_vault(addr: str, timeout: float) -> Reach:
-    def judge(status: int) -> tuple[bool, str]:
-        return _VAULT_HEALTH.get(status, (False, f"unexpected HTTP {status}"))
-
-    parts, problem = split_url(addr)
+def reach(probe: Probe, timeout: float) -> Reach:
+    """What asking ``probe`` found: the URL is checked first, and shown without credentials."""
+    if probe.refused is not None:
+        return Reach(NOT_SHOWN, False, probe.refused)
+    if probe.url is None:
+        return Reach("?", False, "nothing to probe")
+    parts, problem = split_url(probe.url)
     if parts is None:
-        return Reach(NOT_A_URL, False, f"VAULT_ADDR is not a valid URL: {problem}")
-    base = safe_url(addr).rstrip("/")
+        what = f"{probe.setting} is not a valid URL" if probe.setting else "not a valid URL"
+        return Reach(NOT_A_URL, False, f"{what}: {problem}")
+    url = safe_url(probe.url).rstrip("/") + probe.path if probe.path else probe.url
     context = None
     if parts.scheme.lower() == "https":
         import ssl
 
-        if os.environ.get("VAULT_SKIP_VERIFY", "").lower() in ("1", "true", "yes"):
-            context = ssl._create_unverified_context()  # noqa: S323 - the user asked for it, as the vault CLI does
-        elif os.environ.get("VAULT_CACERT"):
+        if not probe.verify:
+            context = ssl._create_unverified_context()  # noqa: S323 - the user asked for it, as the backend does
+        elif probe.cafile:
             try:
-                context = ssl.create_default_context(cafile=os.environ["VAULT_CACERT"])
+                context = ssl.create_default_context(cafile=probe.cafile)
             except (OSError, ValueError):  # ssl.SSLError is an OSError
-                return Reach(base, False, "VAULT_CACERT is not a readable file of PEM certificates")
-    return _probe_http(base + "/v1/sys/health", timeout, judge, context=context)
+                what = probe.cafile_setting or "the CA file"
+                return Reach(safe_url(url), False, f"{what} is not a readable file of PEM certificates")
+    return _probe_http(url, timeout, probe.judge, context=context)
 
 
 def _probe_http(
     url: str,
     timeout: float,
-    judge: Callable[[int], tuple[bool, str]],
+    judge: Judge,
     *,
     context: Any = None,
 ) -> Reach:

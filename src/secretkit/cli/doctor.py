@@ -13,9 +13,8 @@ from .._errors import ConfigurationError, SecretNotFound
 from .._refs import SecretRef, looks_like_reference
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
-from ._inventory import backends_report, extras_report
+from ._inventory import backends_report, check_reachability, extras_report
 from ._output import error_message, say, say_block, say_json, shown_name
-from ._probes import check_reachability
 from ._resolve import is_reference, references_in_environment, resolve_all
 from ._sops import describe_files, sops_paths
 from ._status import status_row
@@ -35,7 +34,7 @@ def command(args: argparse.Namespace) -> int:
     chain = [{"scheme": b.scheme, "detail": _describe_backend(b)} for b in store.backends]
     extras = extras_report()
     backends = backends_report(references)
-    check_reachability(backends, args.timeout, references)
+    check_reachability(backends, args.timeout)
     for report in backends:
         if report.referenced_by and not report.installed:
             problems.append(

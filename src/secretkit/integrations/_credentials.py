@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from .._api import default_store
+from .._backend_class import pending_of
 from .._errors import ConfigurationError, SecretkitError, SecretNotFound
-from .._refs import SecretRef, looks_like_reference
+from .._refs import SecretRef, reference_scheme
+from .._registry import backend_class, is_reference
 from .._secret import Secret
 from .._store import SecretStore
 
@@ -72,21 +74,22 @@ def is_auth_error(exc: BaseException) -> bool:
 def pending_reference(name: str) -> str | None:
     """The reference to the pending version of ``name``, where its backend has one.
 
-    For ``aws-sm://`` that is the same secret at ``?stage=AWSPENDING``; a name pinned to a
-    version or stage has no pending value of its own. For a leased Vault credential
-    (``vault://...?engine=generic``) it is the next lease: ``&lease=new`` makes the backend
-    issue a new credential in place of the one it holds, which the database may have
-    stopped accepting before its lease ran out (revoked early, its user dropped).
+    The backend class says (its ``pending_reference``, see :mod:`secretkit._backend_class`):
+    for ``aws-sm://`` it is the same secret at ``?stage=AWSPENDING``; for a leased Vault
+    credential (``vault://...?engine=generic``) the next lease, ``&lease=new``. A plain name,
+    an unknown scheme or a backend that declares nothing has none. Only the backend's module
+    is imported to ask, never its SDK.
     """
-    if looks_like_reference(name) is None:
+    scheme = reference_scheme(name)
+    if scheme is None or not is_reference(name):
         return None
     ref = SecretRef.parse(name)
-    options = ref.options
-    if ref.scheme == "aws-sm" and not {"version", "versionId", "stage"} & set(options):
-        return str(ref.replace(options={**options, "stage": "AWSPENDING"}))
-    if ref.scheme == "vault" and options.get("engine") == "generic" and "lease" not in options:
-        return str(ref.replace(options={**options, "lease": "new"}))
-    return None
+    try:
+        cls = backend_class(scheme)
+    except ConfigurationError:
+        return None  # a plugin that cannot be imported: reading the name itself says so
+    pending = pending_of(cls, ref)
+    return None if pending is None else str(pending)
 
 
 class Credential(Generic[T]):
