@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from secretkit import LiveSecret, SecretStore
 from secretkit.backends.env import EnvBackend
-from secretkit.pydantic import Ref, SecretkitSettings
+from secretkit.pydantic import Ref, SecretkitSettings, SecretkitSettingsError
 from secretkit.testing import FakeClock
 
 TTL = 60.0
@@ -142,3 +142,80 @@ def test_settings_from_vault_validate_and_follow_rotation(
         assert settings.live_password.reveal() == "vault-db-pw-0002"
         assert settings.refresh() == frozenset({"db_password"})
         assert settings.db_password.get_secret_value() == "vault-db-pw-0002"
+
+
+def test_a_variable_naming_a_missing_key_says_which_variable_reference_and_key(
+    moto: Any, aws_credentials: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DB_PASSWORD=aws-sm://...#pasword fails naming the variable, the reference and the missing key,
+    in the library's error and in `secretkit check --settings` (not "Field required")."""
+    from secretkit.cli._settings import check_settings
+
+    name = unique("pyd/typo")
+    moto.client("secretsmanager").create_secret(
+        Name=name, SecretString=json.dumps({"username": "app", "password": "aws-typo-pw-0001"})
+    )
+    reference = f"aws-sm://{name}#pasword"
+    monkeypatch.setenv("DB_PASSWORD", reference)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    (tmp_path / "typo_settings.py").write_text(
+        "from pydantic import SecretStr\n"
+        "from secretkit import SecretStore\n"
+        "from secretkit.backends.env import EnvBackend\n"
+        "from secretkit.pydantic import SecretkitSettings\n\n"
+        "class Settings(SecretkitSettings):\n"
+        "    secretkit_store = SecretStore([EnvBackend()])\n"
+        "    db_password: SecretStr\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import typo_settings
+
+    try:
+        with pytest.raises(SecretkitSettingsError) as info:
+            typo_settings.Settings()
+        text = str(info.value)
+        assert "DB_PASSWORD" in text and reference in text and "no key 'pasword'" in text
+        assert "aws-typo-pw-0001" not in text
+
+        (row,) = check_settings("typo_settings:Settings")
+        assert row.failed
+        assert row.error is not None
+        assert "DB_PASSWORD" in row.error and reference in row.error and "no key 'pasword'" in row.error
+    finally:
+        typo_settings.Settings.secretkit_store.close()  # type: ignore[union-attr]
+
+
+def test_a_forced_refresh_brings_live_fields_up_to_date(
+    openbao: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After a Vault update, refresh(force=True) makes a LiveSecret field current at once, within the TTL."""
+    from secretkit.backends.vault import TokenAuth, VaultBackend
+
+    for name in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = openbao.client()
+    path = unique("app/live")
+    root.secrets.kv.v2.create_or_update_secret(
+        path=path, secret={"token": "live-v1-0001"}, mount_point="secret"
+    )
+
+    class Settings(SecretkitSettings):
+        token: Annotated[LiveSecret[str], Ref(f"vault://secret/{path}#token")]
+        # The same secret through another key of the cache: a refresh of this one alone
+        # would leave the live field's entry as it was.
+        snapshot: Annotated[SecretStr, Ref(f"vault://secret/{path}?version=0#token")]
+
+    clock = FakeClock()
+    backend = VaultBackend(url=openbao.url, auth=TokenAuth(openbao.root_token))
+    with SecretStore([EnvBackend({})], reference_backends=[backend], ttl=TTL, clock=clock) as store:
+        settings = Settings.from_store(store)
+        assert settings.token.reveal() == "live-v1-0001"
+        root.secrets.kv.v2.create_or_update_secret(
+            path=path, secret={"token": "live-v2-0002"}, mount_point="secret"
+        )
+        assert settings.refresh() == frozenset()  # within the TTL, through the cache
+        assert settings.token.reveal() == "live-v1-0001"
+        assert settings.refresh(force=True) == frozenset({"snapshot"})
+        assert settings.token.reveal() == "live-v2-0002"  # no clock advance: the forced refresh did it
+        assert settings.snapshot.get_secret_value() == "live-v2-0002"

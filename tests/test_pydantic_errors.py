@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, SecretStr, ValidationError, field_validator
@@ -201,3 +201,53 @@ def test_a_rotation_that_fails_validation_is_not_in_the_error() -> None:
         settings.refresh(force=True)
     assert_hidden(info.value, BAD_PORT)
     assert settings.port == 8080
+
+
+# -- configuration stays readable -------------------------------------------------------------------
+
+
+def test_a_configuration_mistake_shows_the_input_as_pydantic_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PORT=abc gives an error that shows 'abc': a plain variable whose name marks no secret is config."""
+    monkeypatch.setenv("PORT", "abc")
+
+    class Settings(SecretkitSettings):
+        port: int
+
+    with pytest.raises(ValidationError) as info:
+        Settings.from_store(SecretStore([EnvBackend({})], negative_ttl=0))
+    assert "input_value='abc'" in str(info.value)
+    assert info.value.errors()[0]["input"] == "abc"
+    assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_a_missing_field_shows_configuration_and_masks_secrets_in_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing field's input is every value given: plain ones shown, a secret-named one masked."""
+    monkeypatch.setenv("REGION", "plain-config-0007")
+    monkeypatch.setenv("API_KEY", "s3cr3t-api-key-0005")
+
+    class Settings(SecretkitSettings):
+        region: str
+        api_key: str
+        host: str
+
+    with pytest.raises(ValidationError) as info:
+        Settings.from_store(SecretStore([EnvBackend({})], negative_ttl=0))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("host",) and error["type"] == "missing"
+    assert error["input"] == {"region": "plain-config-0007", "api_key": "**********"}
+    assert_hidden(info.value, "s3cr3t-api-key-0005")
+
+
+def test_a_url_shows_all_but_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL-shaped input that fails validation is shown with its user-info password masked."""
+    monkeypatch.setenv("CACHE_URL", "redis://app:pw-in-url-0006@cache:6379/0")
+
+    class Settings(SecretkitSettings):
+        cache_url: Literal["redis://localhost:6379/0"]
+
+    with pytest.raises(ValidationError) as info:
+        Settings.from_store(SecretStore([EnvBackend({})], negative_ttl=0))
+    assert info.value.errors()[0]["input"] == "redis://app:**********@cache:6379/0"
+    assert_hidden(info.value, "pw-in-url-0006")

@@ -293,6 +293,46 @@ def test_a_malformed_reference_fails_when_the_class_is_defined() -> None:
         Ref("aws-sm://prod/db#")
 
 
+@pytest.mark.parametrize(
+    ("reference", "meant"),
+    [
+        ("aws-sn://prod/app/db#password", "aws-sm"),
+        ("AWS-SM://prod/app/db#password", "aws-sm"),
+        ("aws_sm://prod/app/db#password", "aws-sm"),
+        ("aws-sm:/prod/app/db#password", "aws-sm"),
+        ("Vualt://secret/app#token", "vault"),
+    ],
+)
+def test_a_scheme_typed_wrong_in_ref_fails_at_class_definition_naming_the_scheme_meant(
+    reference: str, meant: str
+) -> None:
+    """Ref() with a near-miss scheme fails when the class is defined, and says which scheme was meant."""
+    with pytest.raises(InvalidReference) as info:
+
+        class Typo(SecretkitSettings):
+            db_password: Annotated[SecretStr, Ref(reference)]
+
+    assert meant in str(info.value)
+
+
+def test_an_unknown_option_in_ref_fails_at_class_definition() -> None:
+    """Ref("aws-sm://...?stag=...") fails at definition, naming the option and the ones the backend takes."""
+    with pytest.raises(InvalidReference) as info:
+        Ref("aws-sm://prod/app/db#password?stag=AWSPREVIOUS")
+    assert "'stag'" in str(info.value) and "stage" in str(info.value)
+    Ref("aws-sm://prod/app/db#password?stage=AWSPREVIOUS")  # a known option passes
+
+
+def test_a_secret_ref_marker_is_checked_when_the_class_is_defined() -> None:
+    """A SecretRef marker with a near-miss scheme fails at class definition too, naming the field."""
+    with pytest.raises(InvalidReference) as info:
+
+        class Typo(SecretkitSettings):
+            token: Annotated[SecretStr, SecretRef("vualt", "secret/app", "token")]
+
+    assert "'token'" in str(info.value) and "vault" in str(info.value)
+
+
 def test_empty_and_none_strings_follow_the_env_options() -> None:
     """env_ignore_empty skips an empty secret; env_parse_none_str turns a marker into None."""
     store = SecretStore([EnvBackend({"EMPTY": "", "NOTHING": "null"})], negative_ttl=0)
@@ -498,15 +538,14 @@ def test_an_unreachable_backend_raises_one_error_naming_the_field(memory: Memory
     assert_no_value_in_error(info.value, "db-password-v1")
 
 
-def test_a_reference_to_an_unknown_scheme_fails_naming_the_field() -> None:
-    """A reference no backend serves fails construction with an error naming the field and the scheme."""
+def test_a_reference_to_an_unknown_scheme_fails_when_the_class_is_defined() -> None:
+    """A Ref() to a scheme no backend serves fails at class definition, naming the scheme."""
+    with pytest.raises(InvalidReference) as info:
 
-    class Unknown(SecretkitSettings):
-        token: Annotated[SecretStr, Ref("nosuchscheme://app/token")]
+        class Unknown(SecretkitSettings):
+            token: Annotated[SecretStr, Ref("nosuchscheme://app/token")]
 
-    with pytest.raises(SecretkitSettingsError) as info:
-        Unknown.from_store(SecretStore([]))
-    assert "token" in str(info.value) and "nosuchscheme" in str(info.value)
+    assert "nosuchscheme" in str(info.value)
 
 
 def test_frozen_settings_refuse_refresh(memory: MemoryBackend) -> None:

@@ -313,16 +313,19 @@ def test_a_nested_field_that_fails_validation_on_refresh_is_left_as_it_was(
     assert settings.limits.port == 8443
 
 
-def test_a_reference_that_points_nowhere_leaves_the_field_to_its_default(
+def test_a_reference_that_points_nowhere_is_an_error_not_the_default(
     store: SecretStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A variable whose reference names no secret counts as unset, like a name the store does not have."""
+    """A variable set to a reference naming no secret fails the build: a typo never becomes the default."""
     monkeypatch.setenv("DB_PASSWORD", "memory://no-such-secret")
 
     class Defaulted(SecretkitSettings):
         db_password: str = "fallback"
 
-    assert Defaulted.from_store(store).db_password == "fallback"
+    with pytest.raises(SecretkitSettingsError) as info:
+        Defaulted.from_store(store)
+    assert "DB_PASSWORD" in str(info.value)
+    assert "memory://no-such-secret" in str(info.value)
 
 
 def test_an_unreachable_backend_behind_a_variable_names_the_field(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise _missing from exc
 
 from ._redact import remember
+from ._refs import SecretRef
 from ._secret import Secret
 from ._settings.build import BUILD, STORE, Binding, Build, Source
 from ._settings.errors import (
@@ -44,6 +45,7 @@ from ._settings.errors import (
     redact_validation_error,
     scrub_json_documents,
 )
+from ._settings.isolation import current as current_isolation
 from ._settings.sources import (
     NONE,
     SecretkitDotEnvSettingsSource,
@@ -52,7 +54,7 @@ from ._settings.sources import (
     SecretkitSettingsSource,
     secretkit_version_of,
 )
-from ._settings.values import Ref, Resolved, changed
+from ._settings.values import Ref, Resolved, changed, check_reference
 from ._store import SecretStore
 
 if TYPE_CHECKING:
@@ -102,9 +104,12 @@ class SecretkitSettings(BaseSettings):
     ``settings_customise_sources`` override receives the secretkit versions of
     pydantic-settings' sources.
 
-    The store is the one given to ``from_store``, else the class's ``secretkit_store``,
-    else ``secretkit.default_store()``. A ``ValidationError`` from building or refreshing
-    shows no input value.
+    The store is the one given to ``from_store``, else the ``secretkit_memory`` fixture's
+    during a test, else the class's ``secretkit_store``, else ``secretkit.default_store()``.
+    A ``ValidationError`` from building or refreshing masks the input of every secret (see
+    ``redact_validation_error``) and shows configuration as pydantic does. A variable,
+    ``.env`` entry or ``secrets_dir`` file holding a reference that cannot be read fails the
+    build with ``SecretkitSettingsError``, naming what held it, the reference and the cause.
     """
 
     secretkit_store: ClassVar[SecretStore | None] = None
@@ -114,14 +119,25 @@ class SecretkitSettings(BaseSettings):
     _secretkit_init: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(__pydantic_self__, **values: Any) -> None:
+        cls = type(__pydantic_self__)
         store = STORE.get()
-        build = Build(store if store is not None else type(__pydantic_self__).secretkit_store)
+        if store is None:
+            # A test's isolation (secretkit_memory) wins over the class's own store: under it,
+            # nothing real is read unless the test passes a store to from_store().
+            isolation = current_isolation()
+            store = isolation.store if isolation is not None else cls.secretkit_store
+        build = Build(store, frozenset(k for k in ("_env_file", "_secrets_dir") if k in values))
         token = BUILD.set(build)
         error: ValidationError | None = None
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            error = redact_validation_error(exc, notes=missing_notes(exc, build.looked_up))
+            error = redact_validation_error(
+                exc,
+                notes=missing_notes(exc, build.looked_up),
+                settings_cls=cls,
+                secret_keys=build.secret_keys,
+            )
         except SettingsError as exc:
             scrub_json_documents(exc)
             raise
@@ -157,6 +173,11 @@ class SecretkitSettings(BaseSettings):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            for item in info.metadata:
+                if isinstance(item, SecretRef):
+                    # Ref() checks itself when built; a SecretRef marker is checked with its class.
+                    check_reference(str(item), f"field {name!r} of {cls.__name__}")
         own = cls.__dict__.get("settings_customise_sources")
         if isinstance(own, classmethod) and not getattr(own.__func__, "__secretkit_wrapped__", False):
             cls.settings_customise_sources = _with_secretkit_sources(own.__func__)  # type: ignore[method-assign]
@@ -222,11 +243,13 @@ class SecretkitSettings(BaseSettings):
         """Re-read the secrets behind the snapshot fields; replace the ones that changed.
 
         Reads go through the store's cache (a fresh value costs nothing); ``force=True``
-        fetches each from its backend first. A field built from nested inputs holding
-        references (``APP_DB__PASSWORD=vault://...``) is built again through the sources when
-        one of its secrets changed. Changed fields are validated together before any is
-        replaced: if one fails, none changes and a redacted ``ValidationError`` is raised.
-        ``LiveSecret`` fields need no refresh. Returns the names of the fields that changed.
+        fetches each from its backend first, the secrets of ``LiveSecret`` fields included, so
+        that their next ``reveal()`` is current too (a live handle is never replaced: it reads
+        the store's cache). A field built from nested inputs holding references
+        (``APP_DB__PASSWORD=vault://...``) is built again through the sources when one of its
+        secrets changed. Changed fields are validated together before any is replaced: if one
+        fails, none changes and a redacted ``ValidationError`` is raised. Returns the names of
+        the fields it replaced.
         """
         if self.model_config.get("frozen"):
             raise TypeError(
@@ -248,6 +271,10 @@ class SecretkitSettings(BaseSettings):
             rebuild: list[Binding] = []
             for name, binding in self._secretkit_bindings.items():
                 if binding.kind == "live":
+                    # A live handle reads the store's cache, so it is not replaced; a forced
+                    # refresh fetches its secret too, so the handle's next reveal() is current.
+                    if force:
+                        fresh[name] = (binding, now(binding.store, binding.key))
                     continue
                 if binding.leaves:
                     # Nested inputs, which pydantic-settings merges across sources: when one of
@@ -285,7 +312,7 @@ class SecretkitSettings(BaseSettings):
                 for name, value in rebuilt.items():
                     validator.validate_assignment(candidate, name, value)
             except ValidationError as exc:
-                error = redact_validation_error(exc)
+                error = redact_validation_error(exc, settings_cls=type(self))
             if error is not None:
                 raise error  # outside the except block, so the original is not chained
             changes += rebuilt

@@ -1,9 +1,10 @@
 """Testing helpers: a fake clock, a pytest fixture, and the contract every backend passes.
 
 The pytest plugin (registered through the ``pytest11`` entry point) provides the
-``secretkit_memory`` fixture: the default store is swapped for an in-memory one for
-one test and restored after, so an application's tests set secrets without touching
-``os.environ``.
+``secretkit_memory`` fixture: the default store is swapped for an in-memory one that
+serves every name and reference for one test, and settings classes read nothing real,
+so an application's tests set secrets without touching ``os.environ``. The plugin also
+masks secret values in the report of a failing test.
 
 Backends, ours and third parties', subclass :class:`BackendContract`::
 
@@ -15,26 +16,29 @@ Backends, ours and third parties', subclass :class:`BackendContract`::
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import pytest
 
-from . import _api
+from . import _api, _registry
 from ._backend import Backend, Fetched
-from ._errors import SecretkitError, SecretNotFound
-from ._refs import SecretRef
+from ._errors import InvalidReference, SecretkitError, SecretNotFound, shown
+from ._redact import holds_value, redact
+from ._refs import SecretRef, closest_scheme, parse_reference
 from ._secret import Secret
+from ._settings import isolation
 from ._store import SecretStore
+from .backends.env import EnvBackend
 from .backends.memory import MemoryBackend
 
 __all__ = [
     "BackendContract",
     "CountingBackend",
     "FakeClock",
-    "MemoryBackend",
     "MemorySecrets",
     "assert_no_value_in_error",
     "secretkit_memory",
@@ -103,36 +107,184 @@ def assert_no_value_in_error(exc: BaseException, *values: str | bytes) -> None:
 
 
 class MemorySecrets:
-    """What the ``secretkit_memory`` fixture gives: set secrets, read the store's stats."""
+    """What the ``secretkit_memory`` fixture gives: secrets by name or reference, and a stand-in environment.
 
-    def __init__(self, store: SecretStore, backend: MemoryBackend) -> None:
+    ``set("API_KEY", ...)`` serves a plain name; ``set("aws-sm://prod/app/db", {...})`` serves
+    a reference, by its scheme (every scheme has an in-memory backend here), and
+    ``set("aws-sm://prod/app/db#password", ...)`` sets one key of that JSON secret.
+    ``environ`` is the environment of the test (empty at first): settings classes and
+    ``secretkit.getenv`` read it instead of ``os.environ`` (``secretkit_memory.environ =
+    os.environ`` gives them the real one).
+    """
+
+    def __init__(
+        self,
+        store: SecretStore,
+        backend: MemoryBackend,
+        by_scheme: Mapping[str, MemoryBackend] | None = None,
+    ) -> None:
         self.store = store
+        #: The backend of plain names (and of ``memory://`` references).
         self.backend = backend
+        #: The backend of each scheme's references.
+        self.backends: dict[str, MemoryBackend] = {**(by_scheme or {}), backend.scheme: backend}
+        #: The environment settings classes and the store read during the test, not ``os.environ``.
+        self.environ: MutableMapping[str, str] = {}
 
-    def set(self, name: str, value: str | bytes) -> None:
-        """Set (or rotate) ``name``; the next read sees it."""
-        self.backend.set(name, value)
-        self.store.invalidate(name)
+    def set(self, name: str, value: str | bytes | Mapping[str, Any] | list[Any]) -> None:
+        """Set (or rotate) a name or a reference; the next read sees it.
+
+        A mapping or a list is stored as JSON. A reference with ``#field`` sets that key of
+        the JSON secret (dots for nesting), keeping its other keys.
+        """
+        backend, path, field = self._where(name)
+        text: str | bytes = value if isinstance(value, str | bytes) else json.dumps(value)
+        if field is not None:
+            document = self._document(backend, path)
+            parts = field.split(".")
+            node = document
+            for part in parts[:-1]:
+                child = node.get(part)
+                node[part] = child = child if isinstance(child, dict) else {}
+                node = child
+            node[parts[-1]] = value if not isinstance(value, bytes) else value.decode()
+            text = json.dumps(document)
+        backend.set(path, text)
+        # Every key that may read this secret (a field of it, a variable naming it) reads anew.
+        self.store.invalidate()
 
     def delete(self, name: str) -> None:
-        self.backend.delete(name)
-        self.store.invalidate(name)
+        """Remove a name or a reference (every version); later reads do not find it."""
+        backend, path, field = self._where(name)
+        if field is not None:
+            raise ValueError(f"delete() removes a whole secret: drop #{field} from {shown(name)}")
+        backend.delete(path)
+        self.store.invalidate()
 
-    def __setitem__(self, name: str, value: str | bytes) -> None:
+    def __setitem__(self, name: str, value: str | bytes | Mapping[str, Any] | list[Any]) -> None:
         self.set(name, value)
+
+    def _where(self, name: str) -> tuple[MemoryBackend, str, str | None]:
+        if "://" not in name:
+            return self.backend, name, None
+        ref = parse_reference(name)
+        if ref.options:
+            raise ValueError(
+                f"set {shown(str(ref.base))} without ?options: every read of it, with any option, sees it"
+            )
+        backend = self.backends.get(ref.scheme)
+        if backend is None:
+            meant = closest_scheme(ref.scheme, self.backends)
+            hint = f"; did you mean {meant!r}?" if meant else ""
+            raise InvalidReference(f"no backend serves the scheme {ref.scheme!r}{hint}")
+        return backend, ref.path, ref.field
+
+    @staticmethod
+    def _document(backend: MemoryBackend, path: str) -> dict[str, Any]:
+        try:
+            current = backend.fetch(SecretRef(backend.scheme, path)).value
+        except SecretNotFound:
+            return {}
+        try:
+            document = json.loads(current)
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {}
 
 
 @pytest.fixture
 def secretkit_memory() -> Iterator[MemorySecrets]:
-    """Swap the default store for an in-memory one for this test, and restore it after."""
+    """An in-memory default store for this test, and settings classes that read nothing real.
+
+    Every name and every reference (by scheme) is served from memory; ``SecretkitSettings``
+    classes read the fixture's store (even one whose class names a store of its own), its
+    ``environ`` instead of ``os.environ``, and no ``.env`` file or ``secrets_dir`` unless the
+    test passes ``_env_file=`` / ``_secrets_dir=`` or a store to ``from_store()``.
+    """
     backend = MemoryBackend()
-    store = SecretStore([backend], negative_ttl=0)
+    schemes = sorted(_registry.known_schemes() - {backend.scheme})
+    by_scheme = {scheme: MemoryBackend(scheme=scheme) for scheme in schemes}
+    # The store's environment is the fixture's stand-in, so a name set there reads as a
+    # variable does (live, before the in-memory secrets), for getenv() and settings alike.
+    stand_in = _StandIn()
+    store = SecretStore(
+        [EnvBackend(stand_in), backend], reference_backends=list(by_scheme.values()), negative_ttl=0
+    )
+    secrets = stand_in.owner = MemorySecrets(store, backend, by_scheme)
     previous = _api._swap(store)
+    previous_isolation = isolation.isolate(secrets)
     try:
-        yield MemorySecrets(store, backend)
+        yield secrets
     finally:
+        isolation.isolate(previous_isolation)
         _api._swap(previous)
         store.close()
+
+
+class _StandIn(Mapping[str, str]):
+    """The ``environ`` of a ``MemorySecrets``, read through at each access (a test may replace it)."""
+
+    owner: MemorySecrets | None = None
+
+    def _current(self) -> Mapping[str, str]:
+        return self.owner.environ if self.owner is not None else {}
+
+    def __getitem__(self, name: str) -> str:
+        return self._current()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
+# -- a failing test never prints a secret -----------------------------------------------------------
+
+_SHOWN = 240  # characters of each side of a comparison, as pytest shows them
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_assertrepr_compare(
+    config: pytest.Config, op: str, left: object, right: object
+) -> list[str] | None:
+    """A failing comparison with a secret on either side shows it masked, and no diff.
+
+    pytest's own explanation prints both sides and a diff; a diff of two long strings shows
+    the part after their common prefix, which masking the whole value would not catch.
+    """
+    texts = [_repr(left), _repr(right)]
+    if not any(holds_value(text) for text in texts):
+        return None
+    shown_left, shown_right = (_cut(redact(text)) for text in texts)
+    return [
+        f"{shown_left} {op} {shown_right}",
+        "secretkit: a secret value takes part in this comparison, so it is masked and no diff is shown",
+    ]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """Mask every secret value in a failing test's report: traceback, locals, captured output."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not report.failed:
+        return
+    text = str(report.longrepr) if report.longrepr is not None else ""
+    if holds_value(text):
+        report.longrepr = redact(text)
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+
+
+def _repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken __repr__ is pytest's to report, not ours
+        return ""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[: _SHOWN // 2] + "..." + text[-_SHOWN // 2 :]
 
 
 class BackendContract:

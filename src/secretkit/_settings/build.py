@@ -88,14 +88,29 @@ class Binding:
 class Build:
     """One construction of a settings class: its store, its sources, one prefetch for all of them."""
 
-    __slots__ = ("_claimed", "_planned", "bindings", "failures", "looked_up", "requested_store", "sources")
+    __slots__ = (
+        "_claimed",
+        "_planned",
+        "asked",
+        "bindings",
+        "failures",
+        "looked_up",
+        "requested_store",
+        "secret_keys",
+        "sources",
+    )
 
-    def __init__(self, store: SecretStore | None = None) -> None:
+    def __init__(self, store: SecretStore | None = None, asked: frozenset[str] = frozenset()) -> None:
         self.requested_store = store
+        #: The local sources this build's keyword arguments name (``_env_file=``, ``_secrets_dir=``):
+        #: read even while a test isolates settings.
+        self.asked = asked
         self.sources: list[Source] = []  # secretkit's sources, highest priority first
         self.bindings: dict[str, Binding] = {}
         self.looked_up: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.failures: dict[str, SecretkitError] = {}
+        #: Input keys whose value is a secret by where it came from (a secrets_dir file).
+        self.secret_keys: set[str] = set()
         self._planned: set[int] = set()
         self._claimed: set[str] | None = None
 

@@ -1,18 +1,19 @@
-"""Errors of typed settings, and the copy of a ``ValidationError`` that shows no input."""
+"""Errors of typed settings, and the copy of a ``ValidationError`` that shows no secret input."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import SettingsError
 
 from .._errors import SecretkitError
 from .._redact import redact
 from .._secret import MASK
+from .inputs import safe_input
 
 
 class SecretkitSettingsError(SettingsError, SecretkitError):
@@ -22,15 +23,36 @@ class SecretkitSettingsError(SettingsError, SecretkitError):
     ``SettingsError`` or as secretkit's ``SecretkitError``. Never carries a secret value.
     """
 
-    def __init__(self, errors: Mapping[str, SecretkitError]) -> None:
+    def __init__(
+        self, errors: Mapping[str, SecretkitError], holders: Mapping[str, str] | None = None
+    ) -> None:
         self.errors = dict(errors)
-        lines = [f"field {field!r}: {exc}" for field, exc in self.errors.items()]
+        #: For a field whose value named a secret (``DB_PASSWORD=aws-sm://...``): what held the reference.
+        self.holders = dict(holders or {})
+        lines = []
+        for field, exc in self.errors.items():
+            holder = self.holders.get(field)
+            held = f"{holder} holds a reference that could not be read: " if holder else ""
+            lines.append(f"field {field!r}: {held}{exc}")
         noun = "field" if len(lines) == 1 else "fields"
         super().__init__(f"secretkit could not read {len(lines)} settings {noun}: " + "; ".join(lines))
 
 
-def redact_validation_error(exc: ValidationError, *, notes: Sequence[str] = ()) -> ValidationError:
-    """A copy of ``exc`` that shows no input: every ``input`` becomes a mask.
+def redact_validation_error(
+    exc: ValidationError,
+    *,
+    notes: Sequence[str] = (),
+    settings_cls: type[BaseModel] | None = None,
+    secret_keys: Collection[str] = (),
+) -> ValidationError:
+    """A copy of ``exc`` in which the input of every secret is a mask.
+
+    With ``settings_cls``, an input is masked when it is a secret (see :mod:`._settings.inputs`):
+    a field typed ``SecretStr``/``SecretBytes``/``Secret``/``LiveSecret``, a name that marks a
+    secret (``SECRET_NAME_MARKERS``), a value that came through a reference or from a store,
+    or one of ``secret_keys`` (the inputs a ``secrets_dir`` file gave); a URL's password is
+    masked in any other input, which is otherwise kept as pydantic shows it. Without
+    ``settings_cls`` nothing is known of the fields, so every input is masked.
 
     Locations, error types and messages are kept; messages and context strings have any
     value secretkit has handed out masked. ``SecretkitSettings`` raises this instead of the
@@ -38,21 +60,37 @@ def redact_validation_error(exc: ValidationError, *, notes: Sequence[str] = ()) 
     the ``except`` block, so the original is not chained as its context.
     """
     details: list[InitErrorDetails] = []
+    touched = False
     for error in exc.errors(include_url=False):
-        detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=MASK)
+        given = error.get("input")
+        if settings_cls is None:
+            shown_input: Any = MASK
+        else:
+            shown_input = safe_input(settings_cls, error["loc"], given, error["type"], secret_keys)
+        touched = touched or shown_input is not given
+        detail = InitErrorDetails(type=error["type"], loc=error["loc"], input=shown_input)
         if "ctx" in error:
-            detail["ctx"] = {k: _safe_ctx(v) for k, v in error["ctx"].items()}
+            ctx = {k: _safe_ctx(v) for k, v in error["ctx"].items()}
+            touched = touched or any(ctx[k] is not v for k, v in error["ctx"].items())
+            detail["ctx"] = ctx
         try:
             ValidationError.from_exception_data(exc.title, [detail])
         except (KeyError, TypeError, ValueError):
             # A custom error type (PydanticCustomError in a validator): keep its rendered message.
+            message = redact(error["msg"])
+            touched = touched or message != error["msg"]
             detail = InitErrorDetails(
-                type=PydanticCustomError(error["type"], redact(error["msg"])),  # no ctx: not formatted
+                type=PydanticCustomError(error["type"], message),  # no ctx: not formatted
                 loc=error["loc"],
-                input=MASK,
+                input=shown_input,
             )
         details.append(detail)
-    clean = ValidationError.from_exception_data(exc.title, details)
+    if touched:
+        hide = bool(settings_cls is not None and settings_cls.model_config.get("hide_input_in_errors"))
+        clean = ValidationError.from_exception_data(exc.title, details, hide_input=hide)
+    else:
+        # Nothing to hide: the error pydantic raised, exactly (its message, its input types).
+        clean = exc
     for note in notes:
         clean.add_note(note)
     return clean
@@ -61,9 +99,14 @@ def redact_validation_error(exc: ValidationError, *, notes: Sequence[str] = ()) 
 def _safe_ctx(value: Any) -> Any:
     if isinstance(value, BaseException):
         # A validator's exception: its text may quote the value it rejected.
-        return (AssertionError if isinstance(value, AssertionError) else ValueError)(redact(str(value)))
+        text = str(value)
+        clean = redact(text)
+        if clean == text:
+            return value
+        return (AssertionError if isinstance(value, AssertionError) else ValueError)(clean)
     if isinstance(value, str):
-        return redact(value)
+        clean = redact(value)
+        return value if clean == value else clean
     return value
 
 

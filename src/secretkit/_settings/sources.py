@@ -35,6 +35,7 @@ from .._secret import Secret
 from .._store import SecretStore
 from .build import BUILD, Binding, Build
 from .errors import SecretkitSettingsError
+from .isolation import current
 from .values import Kind, MaskedStr, Resolved, kind_of, marker, masked, resolved_leaves, union_members
 
 EnvFiles = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
@@ -52,6 +53,7 @@ class _Secretkit(_Base):
     """What every secretkit source shares: the build it belongs to and how a value becomes a field input."""
 
     _secretkit_errors: dict[str, SecretkitError]
+    _secretkit_holders: dict[str, str]
     _secretkit_solo: Build | None = None
 
     def _secretkit_store(self) -> SecretStore:
@@ -88,16 +90,24 @@ class _Secretkit(_Base):
         """The reference that reads the local value this source found for a field (for live handles)."""
         return None
 
-    def _secretkit_fail(self, field_name: str, exc: SecretkitError) -> None:
+    def _secretkit_fail(self, field_name: str, exc: SecretkitError, holder: str | None = None) -> None:
+        """Remember a field whose secret could not be read; ``holder`` is what held its reference."""
         if not hasattr(self, "_secretkit_errors"):
-            self._secretkit_errors = {}
+            self._secretkit_errors, self._secretkit_holders = {}, {}
         self._secretkit_errors[field_name] = exc
+        if holder is not None:
+            self._secretkit_holders[field_name] = holder
 
     def _secretkit_raise(self) -> None:
         errors = getattr(self, "_secretkit_errors", None)
         if errors:
-            self._secretkit_errors = {}
-            raise SecretkitSettingsError(errors) from next(iter(errors.values()))
+            holders = self._secretkit_holders
+            self._secretkit_errors, self._secretkit_holders = {}, {}
+            raise SecretkitSettingsError(errors, holders) from next(iter(errors.values()))
+
+    def _secretkit_holder(self, key: str) -> str:
+        """How an error names the input ``key`` that held a reference (a variable, an entry, a file)."""
+        return key
 
     def prepare_field_value(
         self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
@@ -222,10 +232,10 @@ class _EnvVars(_Secretkit, _EnvBase):
                     if failure is not None:
                         raise failure
                     env_vars[key] = Resolved(store.get(reference), reference)
-                except SecretNotFound:
-                    del env_vars[key]  # as if the variable were not set: the field is left to the others
                 except SecretkitError as exc:
-                    self._secretkit_fail(field_name, exc)
+                    # Not found included: a variable set to a reference names a secret that must
+                    # exist, and "Field required" would hide the variable, the reference and the cause.
+                    self._secretkit_fail(field_name, exc, self._secretkit_holder(key))
             self._secretkit_raise()
             self.env_vars = env_vars
         data = super().__call__()
@@ -236,11 +246,22 @@ class _EnvVars(_Secretkit, _EnvBase):
 class SecretkitEnvSettingsSource(_EnvVars, EnvSettingsSource):
     """pydantic-settings' environment source; variables holding references give the secret."""
 
+    def _secretkit_holder(self, key: str) -> str:
+        # pydantic-settings lowercases names when matching case-insensitively: show the variable as set.
+        isolation = current()
+        environ = isolation.environ if isolation is not None else os.environ
+        if key not in environ and not self.case_sensitive:
+            key = next((name for name in environ if name.lower() == key), key)
+        return f"the variable {key}"
+
     def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
+        isolation = current()
+        # A test's stand-in environment, which the test's store reads as its environment.
+        environ = isolation.environ if isolation is not None else os.environ
         for _, env_name, _ in self._extract_field_info(field, field_name):
             if self.env_vars.get(env_name) is None:
                 continue
-            for key in os.environ:
+            for key in environ:
                 if key == env_name or (not self.case_sensitive and key.lower() == env_name):
                     chain = self._secretkit_store().backends
                     # A plain name the store's environment backend answers is re-read from
@@ -254,11 +275,14 @@ class SecretkitDotEnvSettingsSource(_EnvVars, DotEnvSettingsSource):
 
     _secretkit_extras = True
 
+    def _secretkit_holder(self, key: str) -> str:
+        return f"the env_file entry {key}"
+
     def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
         from dotenv import dotenv_values
 
         files = self.env_file
-        if files is None:
+        if files is None or (current() is not None and not _asked("_env_file")):
             return None
         listed = [files] if isinstance(files, str | os.PathLike) else list(files)
         names = [env_name for _, env_name, _ in self._extract_field_info(field, field_name)]
@@ -334,17 +358,19 @@ class SecretkitSecretsSettingsSource(_Secretkit, SecretsSettingsSource):
                 if failure is not None:
                     raise failure
                 value = Resolved(self._secretkit_store().get(value), value)
-            except SecretNotFound:
-                value = None
             except SecretkitError as exc:
-                self._secretkit_fail(field_name, exc)
+                # Not found included: a file holding a reference names a secret that must exist.
+                self._secretkit_fail(field_name, exc, f"the secrets_dir file {key}")
                 value = None
         return value, key, value_is_complex
 
     def __call__(self) -> dict[str, Any]:
-        self._secretkit_begin().prefetch(self)
+        build = self._secretkit_begin()
+        build.prefetch(self)
         data = super().__call__()
         self._secretkit_raise()
+        # A secret file's content is a secret: a ValidationError masks what these inputs held.
+        build.secret_keys.update(key for key in data if isinstance(key, str))
         return data
 
     def _secretkit_origin(self, field: FieldInfo, field_name: str) -> str | None:
@@ -372,7 +398,9 @@ _OURS: dict[type[PydanticBaseSettingsSource], type[PydanticBaseSettingsSource]] 
 def secretkit_version_of(source: Any) -> Any:
     """The secretkit subclass of one of pydantic-settings' own sources, in the same state.
 
-    Anything else (a custom source, a subclass of theirs) is returned as it is.
+    Anything else (a custom source, a subclass of theirs) is returned as it is. While a test
+    isolates settings (``secretkit_memory``), the environment source reads the test's
+    stand-in environment, and the ``.env`` and ``secrets_dir`` sources read nothing.
     """
     ours = _OURS.get(type(source))
     if ours is None:
@@ -382,7 +410,35 @@ def secretkit_version_of(source: Any) -> Any:
     # state of their own at construction.
     twin = object.__new__(ours)
     twin.__dict__.update(source.__dict__)
+    isolation = current()
+    if isolation is not None:
+        if isinstance(twin, SecretkitEnvSettingsSource):
+            twin.env_vars = _parsed_environ(
+                isolation.environ, twin.case_sensitive, twin.env_ignore_empty, twin.env_parse_none_str
+            )
+        elif isinstance(twin, SecretkitDotEnvSettingsSource) and not _asked("_env_file"):
+            twin.env_file, twin.env_vars = None, {}
+        elif isinstance(twin, SecretkitSecretsSettingsSource) and not _asked("_secrets_dir"):
+            twin.secrets_dir = None
     return twin
+
+
+def _asked(argument: str) -> bool:
+    """Whether the settings being built were given ``argument`` (``_env_file=``) by their caller."""
+    build = BUILD.get()
+    return build is not None and argument in build.asked
+
+
+def _parsed_environ(
+    environ: Mapping[str, str], case_sensitive: bool | None, ignore_empty: bool, none_str: str | None
+) -> dict[str, str | None]:
+    """``environ`` as pydantic-settings' environment source holds ``os.environ`` (its names and options)."""
+    parsed: dict[str, str | None] = {}
+    for name, value in environ.items():
+        if not (ignore_empty and value == ""):
+            none = none_str is not None and value == none_str
+            parsed[name if case_sensitive else name.lower()] = None if none else value
+    return parsed
 
 
 # -- Ref(...) fields and the store's chain ------------------------------------------------------
@@ -503,7 +559,7 @@ class SecretkitSettingsSource(_Secretkit, PydanticBaseEnvSettingsSource):
 
     def _env_files(self, store: SecretStore) -> list[Path]:
         files = self.env_file
-        if files is None:
+        if files is None or (current() is not None and not _asked("_env_file")):
             return []
         listed = [files] if isinstance(files, str | os.PathLike) else list(files)
         from ..backends.dotenv import DotenvBackend
@@ -578,6 +634,8 @@ class SecretkitSettingsSource(_Secretkit, PydanticBaseEnvSettingsSource):
                         return target, input_key, store.get(target)
                 return store_key, input_key, secret
             except SecretNotFound:
+                if plan.explicit and "://" in store_key:
+                    raise  # Ref("scheme://...") names one secret, which must exist
                 continue
         return None
 

@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal, NoReturn, Union, get_args, get_origi
 
 from pydantic.fields import FieldInfo
 
-from .._refs import SecretRef, looks_like_reference, parse_reference
+from .. import _options, _registry
+from .._errors import InvalidReference, shown
+from .._refs import SecretRef, near_miss, parse_reference, reference_scheme
 from .._secret import MASK, LiveSecret, Secret
 
 Kind = Literal["value", "secret", "live"]
@@ -34,8 +36,7 @@ class Ref:
             key = str(key)
         if not isinstance(key, str) or not key:
             raise TypeError("Ref() takes a secret name or a reference such as 'aws-sm://prod/db#password'")
-        if "://" in key and looks_like_reference(key):
-            parse_reference(key)  # a malformed reference fails when the class is defined, not at startup
+        check_reference(key, f"Ref({shown(key)})")  # when the class is defined, not at startup
         object.__setattr__(self, "key", key)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
@@ -111,6 +112,45 @@ def resolved_leaves(value: Any, depth: int = 0) -> list[Resolved]:
     if depth < 32 and isinstance(value, list):
         return [leaf for item in value for leaf in resolved_leaves(item, depth + 1)]
     return []
+
+
+def check_reference(key: str, what: str) -> None:
+    """Refuse a marker's reference with a scheme no backend serves, or an option its backend lacks.
+
+    ``what`` names the marker in the message. A plain name (no ``:/``) passes: the store's chain
+    is asked for it. Checked when the settings class is defined, so a typo fails at import.
+    """
+    known = _registry.known_schemes()
+    missed = near_miss(key, known)
+    if missed is not None:
+        written, meant = missed
+        if not key.startswith(f"{written}://"):
+            raise InvalidReference(f"{what}: {written}:/ is not a reference; write {meant}://path")
+        raise InvalidReference(
+            f"{what}: no backend serves the scheme {written!r}; did you mean {meant!r}? "
+            f"(schemes are compared as written: {meant}://...)"
+        )
+    scheme = reference_scheme(key)
+    if "://" not in key or scheme is None:
+        if "://" in key:
+            # "://" after something that is no scheme: it cannot be a plain name either.
+            parse_reference(key)
+        return
+    if scheme not in known:
+        raise InvalidReference(
+            f"{what}: no backend serves the scheme {scheme!r}; known schemes: {', '.join(sorted(known))}"
+        )
+    ref = parse_reference(key)
+    if not ref.options or scheme not in _registry.KNOWN_BACKENDS:
+        return  # a third-party backend is not imported to check: its own fetch does
+    backend = _registry.backend_class(scheme)  # secretkit's module only: SDKs load when one is built
+    accepted = getattr(backend, "options", None)
+    if not isinstance(accepted, frozenset) or ref.options.get("engine") == "generic":
+        # Vault's generic engine sends other options as request parameters, which a
+        # VaultBackend instance declares (post_paths=): checked when it fetches.
+        return
+    shapes = getattr(backend, "option_shapes", None)
+    _options.check(scheme, ref, accepted, shapes if isinstance(shapes, dict) else {})
 
 
 def union_members(annotation: Any) -> list[Any]:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _registry
 from .._api import default_store
 from .._errors import (
     MissingDependency,
@@ -95,6 +96,12 @@ def _check_field(field: str, keys: Sequence[str], required: bool, store: SecretS
             row = status_row(key, resolved[key], None)
             break
         error = failures[key]
+        held = _held_reference(key)
+        if held is not None:
+            # The variable is set, to a reference that failed: say so, whatever the failure
+            # ("not found as DB_PASSWORD" would send the user looking for an unset variable).
+            row = _reference_row(key, held, store)
+            break
         if not isinstance(error, SecretNotFound):
             row = status_row(key, None, error)
             break
@@ -111,6 +118,25 @@ def _check_field(field: str, keys: Sequence[str], required: bool, store: SecretS
             row = StatusRow(shown, "default")
     row.field, row.required = field, required
     return row
+
+
+def _held_reference(key: str) -> str | None:
+    """The reference the environment variable ``key`` holds, if it holds one."""
+    if "://" in key:
+        return None
+    value = os.environ.get(key)
+    return value if value is not None and _registry.is_reference(value) else None
+
+
+def _reference_row(key: str, reference: str, store: SecretStore) -> StatusRow:
+    """The row of a variable set to a reference: the reference's own failure, or ok."""
+    try:
+        secret = store.get(reference)
+    except SecretkitError as exc:
+        row = status_row(key, None, exc)
+        row.error = f"{key} holds a reference that could not be read: {error_message(exc)}"
+        return row
+    return status_row(key, secret, None)
 
 
 def _validate_settings(cls: Any, rows: list[StatusRow]) -> None:
