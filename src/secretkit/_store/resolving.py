@@ -26,7 +26,7 @@ from .._errors import (
 )
 from .._options import check_options
 from .._redact import redact, remember
-from .._refs import SecretRef, parse_reference, reference_scheme
+from .._refs import SecretRef, near_miss, parse_reference, reference_scheme
 from .._secret import Missing, Secret, field_value
 from .calls import Calls
 from .observing import Observing
@@ -186,6 +186,8 @@ class Resolver:
                 tried.append(backend.scheme)
                 continue
             value = fetched.value
+            if isinstance(value, str) and ":/" in value:
+                _refuse_near_miss(name, backend.scheme, value)
             if _registry.is_reference(value):
                 assert isinstance(value, str)
                 loaded = self._follow(name, backend.scheme, value, reason)
@@ -225,7 +227,14 @@ class Resolver:
             raise self._denied(name, f"it points to {shown(str(ref.base))}")
         # What it points to keeps its own rule: a remote secret its TTL, a file a re-read
         # about once a second, a variable of the environment a live read.
-        loaded = self._load_ref(ref, name, reason, watch=True)
+        try:
+            loaded = self._load_ref(ref, name, reason, watch=True)
+        except SecretNotFound as exc:
+            # Name what the variable holds: "DB_PASSWORD not found" misleads when it is set.
+            cause = exc.detail or "that secret was not found"
+            raise SecretNotFound(
+                name, backends=exc.backends, detail=f"it holds {shown(str(ref))} (from {via}); {cause}"
+            ) from None
         if _registry.is_reference(loaded.secret.reveal()):
             raise InvalidReference(
                 f"secret {shown(name)} (from {via}) points to {shown(str(ref))}, which holds another "
@@ -302,6 +311,30 @@ def _field_of(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> tuple
             raise err
         raise SecretNotFound(name, backends=[scheme], detail=f"the JSON secret has no key {value.part!r}")
     return document, value
+
+
+def _refuse_near_miss(name: str, via: str, value: str) -> None:
+    """Refuse a value that is a reference with its scheme mistyped (``aws-sn://``, ``AWS-SM://``).
+
+    Served as it is, the typo would become the password. Only the schemes are shown: the
+    rest of the value may be anything.
+    """
+    miss = near_miss(value, _registry.known_schemes())
+    if miss is None:
+        return
+    written, meant = miss
+    if written == meant:  # "aws-sm:/x": the scheme is right, the slashes are not
+        what = f"a value that starts like the reference {meant}:// but has one slash: write {meant}://..."
+    else:
+        what = (
+            f"a value shaped like a reference with the scheme {shown(written)}, which is not one "
+            f"secretkit knows: did you mean {meant}://?"
+        )
+    err = InvalidReference(
+        f"secret {shown(name)} (from {via}) holds {what} Fix it: the text is not used as the secret"
+    )
+    err.name, err.backend = name, via
+    raise err
 
 
 def _utcnow() -> datetime:

@@ -9,8 +9,10 @@ import sys
 import threading
 from typing import IO
 
+from .. import _registry
 from .._api import _marks_secret, default_store
 from .._redact import StreamRedactor, url_passwords
+from .._refs import near_miss
 from .._telemetry import traceparent_env
 from ._exits import (
     EXIT_CONFIG,
@@ -45,6 +47,7 @@ def command(args: argparse.Namespace) -> int:
         env.update(entries)
         if encrypted:
             decrypted.extend(value for value in entries.values() if not is_reference(value))
+    _refuse_mistyped_references(env)
     refs = {var: value for var, value in env.items() if is_reference(value)}
     # --watch keeps the store for the child's life: its values live --refresh seconds.
     store = watch_store(args.refresh) if args.watch else default_store()
@@ -102,6 +105,23 @@ def _secret_by_name(env: dict[str, str], *, resolved: dict[str, str]) -> list[st
         if "://" in value and "@" in value:
             found.extend(url_passwords(value))
     return found
+
+
+def _refuse_mistyped_references(env: dict[str, str]) -> None:
+    """Stop before the child starts when a variable holds a reference with its scheme mistyped.
+
+    ``DB_PASSWORD=aws-sn://prod/db#password`` would otherwise reach the child as the password.
+    """
+    known = _registry.known_schemes()
+    for var in sorted(env):
+        value = env[var]
+        if ":/" in value and (miss := near_miss(value, known)) is not None:
+            written, meant = miss
+            raise CliError(
+                f"{shown_name(var)} holds a reference with the scheme {shown_name(written)!r}, which is not "
+                f"one secretkit knows: did you mean {meant}://? Fix the variable: it is not passed on",
+                EXIT_CONFIG,
+            )
 
 
 def _refuse_loader_variables(path: str, entries: dict[str, str]) -> None:
