@@ -109,3 +109,50 @@ def test_one_argument_parses_a_whole_reference() -> None:
         SecretRef("not a reference")
     with pytest.raises(TypeError):
         SecretRef("vault://x", field="y")
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "text"),
+    [
+        ("/srv/app#2/.env", "API_KEY", "dotenv:///srv/app%232/.env#API_KEY"),
+        ("secret/a?b", "x?", "vault://secret/a%3Fb#x%3F"),
+        ("secret/100%23", None, "vault://secret/100%2523"),
+        ("/run/secrets/a%20b", None, "file:///run/secrets/a%20b"),
+        ("secret/a%2fb", "50%", "vault://secret/a%2fb#50%"),
+    ],
+)
+def test_str_escapes_only_what_would_split_the_reference(path: str, field: str | None, text: str) -> None:
+    """'#', '?' (and '%' before 23, 25, 3F) are escaped in str(ref); every other %xx reads as written."""
+    ref = SecretRef("x", path, field)
+    assert str(ref) == f"x://{text.split('://', 1)[1]}"
+    assert parse_reference(text) == ref.replace(scheme=text.split("://", 1)[0])
+
+
+def test_an_escaped_parent_segment_is_still_refused() -> None:
+    """'%25' now reads as '%', so '%252e%252e' is '%2e%2e' once read: still a '..' a server decodes."""
+    for text in ("vault://secret/%252e%252e/admin", "vault://secret/%25252e%25252e/admin"):
+        with pytest.raises(InvalidReference, match=r"'\.\.' segment"):
+            parse_reference(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "vault://secret/app?token=hunter2-opt&",
+        "vault://secret/app?token=hunter2-opt&junk",
+        "vault://secret/app#f?token=hunter2-opt&&",
+        "token=hunter2-opt://x",
+        "a:hunter2-opt@h://x",
+    ],
+)
+def test_an_invalid_reference_error_never_shows_an_option_value_or_a_pasted_secret(text: str) -> None:
+    """The error about a malformed reference names what is wrong, never the values it holds."""
+    with pytest.raises(InvalidReference) as info:
+        parse_reference(text)
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value.args)
+
+
+def test_a_mistyped_scheme_is_named() -> None:
+    """A scheme-shaped word before '://' is shown, so the typo is plain."""
+    with pytest.raises(InvalidReference, match="the scheme 'AWS_SM'"):
+        parse_reference("AWS_SM://prod/db")

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from ._errors import InvalidReference, shown
 
-__all__ = ["SecretRef", "looks_like_reference", "parse_reference", "reference_scheme"]
+__all__ = [
+    "SecretRef",
+    "closest_scheme",
+    "looks_like_reference",
+    "near_miss",
+    "parse_reference",
+    "reference_scheme",
+]
 
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 _REF_PREFIX = re.compile(r"^([a-z][a-z0-9+.-]*)://")
+# What a mistyped scheme looks like (AWS-SM, aws_sm): safe to name in an error.
+_SCHEME_LIKE = re.compile(r"[A-Za-z0-9+._-]{1,40}")
 
 
 class SecretRef:
@@ -83,9 +92,11 @@ class SecretRef:
         return f"SecretRef({', '.join(parts)})"
 
     def __str__(self) -> str:
-        text = f"{self.scheme}://{self.path}"
+        # Escaped as parse_reference unescapes, so the text names this reference again: caches,
+        # allow-lists and the settings sources re-parse it (a .env file in /srv/app#2/).
+        text = f"{self.scheme}://{_escaped(self.path)}"
         if self.field is not None:
-            text += f"#{self.field}"
+            text += f"#{_escaped(self.field)}"
         if self.options:
             text += "?" + "&".join(
                 f"{quote(k, safe='')}={quote(v, safe='/:')}" for k, v in sorted(self.options.items())
@@ -141,21 +152,29 @@ looks_like_reference = reference_scheme
 
 
 def parse_reference(text: str) -> SecretRef:
-    """Parse a reference, raising :class:`InvalidReference` with what is wrong and how to fix it."""
+    """Parse a reference, raising :class:`InvalidReference` with what is wrong and how to fix it.
+
+    In the path and the field, ``%23``, ``%3F`` and ``%25`` stand for ``#``, ``?`` and ``%``
+    (how ``str(ref)`` writes them); any other ``%xx`` is kept as written, for the backend.
+    """
     if not isinstance(text, str):
         raise InvalidReference(f"a reference must be a str, not {type(text).__name__}")
     scheme, sep, rest = text.partition("://")
     if not sep:
         raise InvalidReference(f"{_shown(text)} is not a reference: expected scheme://path[#field][?options]")
     if not _SCHEME.fullmatch(scheme):
+        # Whatever comes before '://' may be a pasted secret: named only when scheme-shaped.
+        written = f"the scheme {scheme!r}" if _SCHEME_LIKE.fullmatch(scheme) else "the text before '://'"
         raise InvalidReference(
-            f"{_shown(text)}: the scheme {scheme!r} is not valid; "
+            f"{_shown(text)}: {written} is not a valid scheme; "
             "use lower-case letters, digits, '+', '-' or '.' (e.g. aws-sm://, vault://)"
         )
-    path, field, query = _split(rest)
+    raw_path, raw_field, query = _split(rest)
+    path = _unescaped(raw_path)
+    field = None if raw_field is None else _unescaped(raw_field)
     if not path:
         raise InvalidReference(f"{_shown(text)}: the path is empty; expected {scheme}://path")
-    if _has_parent_segment(path):
+    if _has_parent_segment(raw_path) or _has_parent_segment(path):
         # Backends (and HTTP clients) resolve '..', which would walk out of whatever an
         # allow-list pattern granted: vault://secret/app/../admin reads secret/admin.
         raise InvalidReference(
@@ -166,21 +185,42 @@ def parse_reference(text: str) -> SecretRef:
             raise InvalidReference(f"{_shown(text)}: '#' is followed by no field name")
         if any(not part for part in field.split(".")):
             raise InvalidReference(
-                f"{_shown(text)}: the field {field!r} has an empty part; use dots between keys (a.b.c)"
+                f"{_shown(text)}: the field {shown(field)} has an empty part; use dots between keys (a.b.c)"
             )
     options: dict[str, str] = {}
     if query:
         try:
             pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
+            # Never the query itself: its values may be credentials (?token=...), and the
+            # reference as _shown gives it already masks them.
             raise InvalidReference(
-                f"{_shown(text)}: the options {query!r} are not key=value pairs joined by '&'"
+                f"{_shown(text)}: the options are not key=value pairs joined by '&' "
+                "(each option needs '=', and an '&' inside a value is written %26)"
             ) from None
         for key, value in pairs:
             if key in options:
-                raise InvalidReference(f"{_shown(text)}: the option {key!r} is given twice")
+                raise InvalidReference(f"{_shown(text)}: the option {shown(key)} is given twice")
             options[key] = value
     return SecretRef(scheme, path, field, options)
+
+
+# Only the three characters that would change how a reference splits are escaped ('%' only
+# where it would read as one of those escapes), so every other path reads as it always did:
+# file:///run/secrets/a%20b is still the file named "a%20b".
+_ESCAPE = re.compile(r"[#?]|%(?=2[35]|3[fF])")
+_UNESCAPE = re.compile(r"%(?:2[35]|3[fF])")
+_ESCAPES = {"#": "%23", "?": "%3F", "%": "%25"}
+
+
+def _escaped(part: str) -> str:
+    if "%" not in part and "#" not in part and "?" not in part:
+        return part  # what almost every path is
+    return _ESCAPE.sub(lambda m: _ESCAPES[m[0]], part)
+
+
+def _unescaped(part: str) -> str:
+    return _UNESCAPE.sub(lambda m: chr(int(m[0][1:], 16)), part) if "%" in part else part
 
 
 def _has_parent_segment(path: str) -> bool:
@@ -214,3 +254,54 @@ def _shown(text: str) -> str:
         if _SCHEME.fullmatch(scheme):
             return f"the reference {shown(text)}"
     return "the value given"
+
+
+# -- near misses: a scheme typed wrong --------------------------------------------------------
+
+# `AWS-SM://x`, `aws_sm:/x`: a scheme-like word, a colon and one or more slashes.
+_NEAR_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+._-]*):/")
+
+
+def closest_scheme(scheme: str, known: Iterable[str], *, cutoff: float = 0.75) -> str | None:
+    """The scheme of ``known`` that ``scheme`` was most likely meant to be, if any is close.
+
+    Compared case-insensitively, with ``_`` read as ``-`` (``AWS_SM`` is ``aws-sm``); then by
+    similarity (``aws-sn`` is ``aws-sm``, ``vualt`` is ``vault``). ``None`` when nothing is close,
+    so that ``postgres`` or ``https`` is never taken for a typo.
+    """
+    import difflib
+
+    schemes = sorted(known)
+    wanted = scheme.lower().replace("_", "-")
+    for candidate in schemes:
+        if candidate.lower() == wanted:
+            return candidate
+    close = difflib.get_close_matches(wanted, schemes, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def near_miss(value: str, known: Iterable[str]) -> tuple[str, str] | None:
+    """``(scheme as written, the scheme meant)`` when ``value`` is a reference with a scheme typed wrong.
+
+    ``aws-sn://x``, ``AWS-SM://x``, ``aws_sm://x``, ``aws-sm:/x``: shaped like a reference to a
+    known scheme and not one. ``None`` for a well-formed reference, for a value that is no
+    reference (``postgres://...``, ``https://...``, ``host:5432``, ``env:prod``) and for
+    anything too long to be a scheme.
+    """
+    match = _NEAR_PREFIX.match(value)
+    if match is None or len(match[1]) > 40:
+        return None
+    written = match[1]
+    schemes = frozenset(known)
+    well_formed = value.startswith(f"{written}://")
+    if well_formed and written in schemes:
+        return None
+    meant = closest_scheme(written, schemes) if well_formed else _same_scheme(written, schemes)
+    return (written, meant) if meant is not None else None
+
+
+def _same_scheme(written: str, schemes: frozenset[str]) -> str | None:
+    # With ":/" rather than "://" only the scheme itself, in another case or with "_", is a
+    # near miss: "note:/tmp" stays a value.
+    wanted = written.lower().replace("_", "-")
+    return next((s for s in sorted(schemes) if s.lower() == wanted), None)

@@ -42,7 +42,8 @@ class PlainTree(dict[str, Any]):
 
     ``left_out`` maps each entry that was dropped (as a ``#field`` path) to why: so a lookup
     can say "not encrypted" rather than "not found". A map or list left with no authenticated
-    value is dropped too; a dropped list item stays as ``None`` so the others keep their index.
+    value is dropped too, and so is a whole list with any item dropped: an item's index is not
+    authenticated, so no item of such a list is served (see ``_UNAUTHENTICATED_ITEM``).
     """
 
     left_out: dict[str, str]
@@ -63,6 +64,14 @@ _EMPTY = "it is empty, and sops neither encrypts nor authenticates an empty valu
 _NULL = "it is null, and sops neither encrypts nor authenticates a null"
 _NOTHING = "it holds no encrypted value"
 _COLON = "a key on its path holds ':', which sops's authentication cannot tell apart from nesting"
+# List items share their list's path in sops's authentication, and a null, an empty value or a
+# map of them is not MACed: such an item added before the others moves each one an index up
+# and the MAC still holds. So the index of every item of the list is unauthenticated.
+_UNAUTHENTICATED_ITEM = (
+    "its item {index} is not authenticated ({why}); sops authenticates neither the items' "
+    "indexes nor such an item, so one added without the key would change which value an index "
+    "gives: no item of this list is served (make every item a non-empty value, or use a map)"
+)
 
 
 class _Dropped:
@@ -127,13 +136,15 @@ def decrypt_tree(tree: dict[str, Any], metadata: dict[str, Any], key: bytes) -> 
                     kept[k] = value
             return kept if kept else _Dropped(_NOTHING)
         if isinstance(node, list):
-            # List items share their parent's path in sops's authentication; a lookup indexes them.
+            # Every item is walked, dropped or not: the MAC needs each value in document order.
             items = [walk(v, path, [*shown, str(i)]) for i, v in enumerate(node)]
-            for i, value in enumerate(items):
-                if isinstance(value, _Dropped):
-                    left_out[".".join([*shown, str(i)])] = value.reason
-            kept_items = [None if isinstance(v, _Dropped) else v for v in items]
-            return kept_items if any(v is not None for v in kept_items) else _Dropped(_NOTHING)
+            dropped = [(i, v) for i, v in enumerate(items) if isinstance(v, _Dropped)]
+            if not dropped:
+                return items if items else _Dropped(_NOTHING)
+            if len(dropped) == len(items):
+                return _Dropped(_NOTHING)
+            index, first = dropped[0]
+            return _Dropped(_UNAUTHENTICATED_ITEM.format(index=index, why=first.reason))
         if node is None:
             return _Dropped(_NULL)  # sops neither encrypts nor MACs a null
         return leaf(node, path)
@@ -193,16 +204,22 @@ def lookup(document: Any, field: str, file: str) -> Any:
             f"SOPS file {file!r}: the field {field!r} names more than one entry (a key with a dot "
             "in its name, and nested keys); rename one so that the path means one value"
         )
-    if found and found[0] is not None:
+    if found:
         return found[0]
     left_out: dict[str, str] = getattr(document, "left_out", {})
+    where = field
     reason = left_out.get(field)
+    if reason is None:
+        # An entry inside one left out as a whole (an item of a refused list): that one says why.
+        ancestors = (field[:at] for at, char in enumerate(field) if char == ".")
+        where = next((a for a in ancestors if a in left_out), field)
+        reason = left_out.get(where)
     if reason is None and any(path.startswith(field + ".") for path in left_out):
         reason = _NOTHING
     if reason is None:
         detail = f"the SOPS file has no value at {field!r}"
     else:
-        detail = f"the SOPS file's entry at {field!r} is not served as a secret: {reason}"
+        detail = f"the SOPS file's entry at {where!r} is not served as a secret: {reason}"
     raise SecretNotFound(f"{file}#{field}", detail=detail)
 
 
