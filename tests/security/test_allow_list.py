@@ -111,7 +111,7 @@ def _variants(root: Path) -> dict[str, Answer]:
         f"dotenv://{root}/app/x/../.env#API_KEY": "invalid",
         f"dotenv://{root}/app/x/%2e%2e/.env#API_KEY": "invalid",
         # Not a reference (schemes are lower-case): a plain name, which no pattern grants.
-        f"DOTENV://{root}/app/.env#API_KEY": "refused",
+        f"DOTENV://{root}/app/.env#API_KEY": "invalid",  # a mistyped scheme, named, on every path
     }
 
 
@@ -155,8 +155,8 @@ def test_a_variable_holding_a_reference_written_another_way_gets_one_answer_on_e
             name: path(SecretStore([EnvBackend()], allow=allow), VARIABLE) for name, path in PATHS.items()
         }
     expected = {
-        # An upper-case scheme is no reference: the variable's text is its value, on every path.
-        reference: dict.fromkeys(PATHS, "admitted" if reference.startswith("DOTENV") else answer)
+        # An upper-case scheme is a mistyped reference: refused as invalid on every path.
+        reference: dict.fromkeys(PATHS, answer)
         for reference, answer in _variants(tree).items()
     }
     assert got == expected

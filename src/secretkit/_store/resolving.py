@@ -105,7 +105,12 @@ class Resolver:
         """``name`` parsed once: its reference, or ``None`` for a plain name."""
         ref = self._keys.get(name, _UNPARSED)
         if ref is _UNPARSED:
-            ref = parse_reference(name) if "://" in name and reference_scheme(name) else None
+            if "://" in name and reference_scheme(name):
+                ref = parse_reference(name)
+            else:
+                if ":/" in name:
+                    _refuse_near_miss(name, None, name)
+                ref = None
             if len(self._keys) >= self._max_size:
                 self._keys.clear()  # a memo: names an attacker chooses must not grow it
             self._keys[name] = ref
@@ -313,7 +318,7 @@ def _field_of(fetched: Fetched, ref: SecretRef, name: str, scheme: str) -> tuple
     return document, value
 
 
-def _refuse_near_miss(name: str, via: str, value: str) -> None:
+def _refuse_near_miss(name: str, via: str | None, value: str) -> None:
     """Refuse a value that is a reference with its scheme mistyped (``aws-sn://``, ``AWS-SM://``).
 
     Served as it is, the typo would become the password. Only the schemes are shown: the
@@ -324,15 +329,19 @@ def _refuse_near_miss(name: str, via: str, value: str) -> None:
         return
     written, meant = miss
     if written == meant:  # "aws-sm:/x": the scheme is right, the slashes are not
-        what = f"a value that starts like the reference {meant}:// but has one slash: write {meant}://..."
+        problem = f"starts like the reference {meant}:// but has one slash: write {meant}://..."
     else:
-        what = (
-            f"a value shaped like a reference with the scheme {shown(written)}, which is not one "
-            f"secretkit knows: did you mean {meant}://?"
+        problem = (
+            f"is shaped like a reference with the scheme {shown(written)}, which is not one secretkit "
+            f"knows: did you mean {meant}://?"
         )
-    err = InvalidReference(
-        f"secret {shown(name)} (from {via}) holds {what} Fix it: the text is not used as the secret"
-    )
+    if via is None:  # the name itself
+        err = InvalidReference(f"the name {shown(name)} {problem}")
+    else:
+        err = InvalidReference(
+            f"secret {shown(name)} (from {via}) holds a value that {problem} Fix it: the text is not used "
+            "as the secret"
+        )
     err.name, err.backend = name, via
     raise err
 
