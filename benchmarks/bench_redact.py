@@ -6,7 +6,9 @@ sharing the head ``sk_live_`` as API keys of one vendor do), it times a log line
 handler with and without ``redact_logs()``, a new secret plus one log line, and a small
 ``secretkit run`` stream feed that ends in that shared head. Ratios are against a baseline
 measured in the same rounds (plain logging; a stream redactor with no values), so a slow or
-noisy machine shifts both sides together.
+noisy machine shifts both sides together. Then: the memory and build time of a matcher of
+100,000 values, and stream feeds against values that share a long head and differ only in
+their last digits (numbered tokens), the case that once made a feed walk every value.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import secrets
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rounds import interleaved
 
 from secretkit import Secret, _redact, redact_logs
+from secretkit._redact_engine import Matcher
 
 COUNTS = (10, 1_000, 100_000)
 HEAD = "sk_live_"  # shared by every registered value: the crowded case for streams
@@ -151,6 +155,41 @@ def bench_stream(megabytes: int) -> tuple[float, float]:
     return masked, copied
 
 
+def matcher_memory(count: int) -> tuple[float, float]:
+    """Seconds to build a matcher of ``count`` values like the table's, and its size (values excluded)."""
+    values = [HEAD + secrets.token_urlsafe(24) for _ in range(count)]
+    started = time.perf_counter()
+    Matcher(values)
+    built = time.perf_counter() - started
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        matcher = Matcher(values)
+        size = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    del matcher
+    return built, size
+
+
+def numbered_feeds(counts: tuple[int, ...], rounds: int) -> dict[int, float]:
+    """Microseconds per stream feed against ``count`` values ``sk_live_0000000``, ``sk_live_0000001``..."""
+    timed: dict[int, float] = {}
+    for count in counts:
+        values = [f"{HEAD}{i:07d}" for i in range(count)]
+        probe = values[count // 2]
+        chunks = [f"[{i:04d}] GET /api 200 auth={probe} next={HEAD}00".encode() for i in range(FEEDS)]
+        redactor = _redact.StreamRedactor(values)
+
+        def run(redactor: _redact.StreamRedactor[bytes] = redactor, chunks: list[bytes] = chunks) -> None:
+            for chunk in chunks:
+                redactor.feed(chunk)
+            redactor.flush()
+
+        timed[count] = statistics.median(interleaved({"feeds": run}, rounds)["feeds"]) / FEEDS * 1e6
+    return timed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
@@ -172,6 +211,17 @@ def main() -> None:
             f"{count:>7,} {forms:>7,} {plain_us:>9.2f}us {redacted_us:>7.2f}us {ratio:>8.2f}x "
             f"{new_us:>15.1f}us {new_ratio:>13.1f}x {feed_us:>10.2f}us {feed_ratio:>12.2f}x"
         )
+    print()
+    built, size_bytes = matcher_memory(COUNTS[-1])
+    print(
+        f"matcher of {COUNTS[-1]:,} values: built in {built:.2f} s, {size_bytes / 1e6:.1f} MB "
+        f"({size_bytes / COUNTS[-1]:.0f} bytes a value, the values themselves not counted)"
+    )
+    timed = numbered_feeds(COUNTS, rounds)
+    print(
+        f"stream feed, values numbered after one head ({HEAD}0000000...): "
+        + ", ".join(f"{us:.2f}us at {count:,}" for count, us in timed.items())
+    )
     print()
     size = 2 if args.quick else 16
     masked, copied = bench_stream(size)

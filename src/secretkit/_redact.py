@@ -24,7 +24,7 @@ from typing import AnyStr, Generic, Literal, overload
 from urllib.parse import unquote
 
 from . import _fork
-from ._redact_engine import MIN_LENGTH, Matcher, forms, replace
+from ._redact_engine import MIN_LENGTH, Matcher, forms, merge, replace
 
 __all__ = ["MIN_LENGTH", "REPLACEMENT", "StreamRedactor", "redact", "remember"]
 
@@ -160,10 +160,12 @@ class StreamRedactor(Generic[AnyStr]):
     A value split across chunks is still masked: the tail of what was fed that could be
     the start of a value (at most the longest value minus one character, or a whole match
     that such a tail overlaps) waits for the next chunk or :meth:`flush`. Everything else
-    comes out at once, so a prompt without a newline shows. Bytes are decoded as UTF-8
-    with ``surrogateescape`` and encoded back the same way, so output that is not a value
-    comes out byte for byte. A redactor holds one stream's tail: use one per stream
-    (:meth:`clone` gives another with the same values).
+    comes out at once, so a prompt without a newline shows. Bytes are matched as UTF-8
+    text (decoded with ``surrogateescape``) and, for values that are not UTF-8, byte for
+    byte too: the byte before such a value may make one character with its first byte.
+    What is not a value comes out byte for byte. A redactor holds one stream's tail: use
+    one per stream (:meth:`clone` gives another with the same values, :meth:`continuing`
+    one that carries on another's stream).
     """
 
     @overload
@@ -191,8 +193,8 @@ class StreamRedactor(Generic[AnyStr]):
         self._matcher = _matcher if self._values is None else Matcher(_all_forms(self._values))
         self._text = text
         self._mask = mask
-        self._carry = ""
-        self._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self._carry = ""  # a text stream's held-back tail
+        self._pending = b""  # a byte stream's held-back tail, undecoded
 
     def clone(self) -> StreamRedactor[AnyStr]:
         """A redactor for another stream: the same values, its own held-back tail."""
@@ -203,8 +205,17 @@ class StreamRedactor(Generic[AnyStr]):
             self._text,
             self._mask,
         )
-        twin._carry = ""
-        twin._decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        twin._carry, twin._pending = "", b""
+        return twin
+
+    def continuing(self, other: StreamRedactor[AnyStr]) -> StreamRedactor[AnyStr]:
+        """A redactor with these values that carries on ``other``'s stream (its held-back tail).
+
+        For a set of values that grew mid-stream: the tail ``other`` held could start one
+        of its values, so these values (a superset) hold or mask it just the same.
+        """
+        twin = self.clone()
+        twin._carry, twin._pending = other._carry, other._pending
         return twin
 
     def feed(self, data: AnyStr) -> AnyStr:
@@ -215,14 +226,13 @@ class StreamRedactor(Generic[AnyStr]):
             return self._step(data, final=False)
         if self._text:
             raise TypeError("this StreamRedactor masks str; build it without text=True for bytes")
-        return self._step(self._decoder.decode(data), final=False).encode("utf-8", "surrogateescape")
+        return self._step_bytes(data, final=False)
 
     def flush(self) -> AnyStr:
         """The held-back tail, masked, at the end of the stream."""
         if self._text:
             return self._step("", final=True)  # type: ignore[return-value]
-        tail = self._step(self._decoder.decode(b"", final=True), final=True)
-        return tail.encode("utf-8", "surrogateescape")  # type: ignore[return-value]
+        return self._step_bytes(b"", final=True)  # type: ignore[return-value]
 
     def _step(self, data: str, *, final: bool) -> str:
         buf = self._carry + data
@@ -230,15 +240,55 @@ class StreamRedactor(Generic[AnyStr]):
         spans = matcher.spans(buf)
         cut = len(buf)
         if not final:
-            cut -= matcher.held(buf)
-            for begin, end in reversed(spans):
-                if begin < cut < end:
-                    cut = begin  # a match the held tail reaches into is decided next time, whole
-                    break
-                if end <= cut:
-                    break
+            cut = _uncrossed(spans, cut - matcher.held(buf))
         self._carry = buf[cut:]
         return replace(buf, spans, cut, self._mask)
+
+    def _step_bytes(self, data: bytes, *, final: bool) -> bytes:
+        raw = self._pending + data
+        matcher = self._matcher
+        # `used` stops before a character the end of `raw` has only begun: it is held.
+        text, used = codecs.utf_8_decode(raw, "surrogateescape", final)
+        spans = matcher.spans(text)
+        cut = len(text) - (0 if final else matcher.held(text))
+        if used != len(text):  # some characters are several bytes: positions move
+            spans = _byte_spans(text, spans)
+            cut = used - len(text[cut:].encode("utf-8", "surrogateescape"))
+        binary = matcher.binary
+        if binary is not None and len(binary):
+            view = raw.decode("latin-1")  # one character per byte
+            found = binary.spans(view)
+            if found:
+                spans = merge(spans + found)
+            if not final:
+                cut = min(cut, len(raw) - binary.held(view))
+        if not final:
+            cut = _uncrossed(spans, cut)
+        self._pending = raw[cut:]
+        return replace(raw, spans, cut, self._mask.encode("utf-8", "surrogateescape"))
+
+
+def _uncrossed(spans: list[tuple[int, int]], cut: int) -> int:
+    """``cut``, or the start of the match it falls inside: that match is decided next time, whole."""
+    for begin, end in reversed(spans):
+        if begin < cut < end:
+            return begin
+        if end <= cut:
+            break
+    return cut
+
+
+def _byte_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` of ``text`` as positions in its UTF-8 (``surrogateescape``) bytes."""
+    out: list[tuple[int, int]] = []
+    char = byte = 0
+    for begin, end in spans:
+        byte += len(text[char:begin].encode("utf-8", "surrogateescape"))
+        start = byte
+        byte += len(text[begin:end].encode("utf-8", "surrogateescape"))
+        char = end
+        out.append((start, byte))
+    return out
 
 
 def _all_forms(values: Iterable[object]) -> list[str]:

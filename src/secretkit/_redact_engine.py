@@ -4,20 +4,23 @@ One regular expression of every value has to be recompiled for each new value, a
 costs more per line as values are added. Here each value is indexed by a few of its
 4-character grams and a text is probed only at every ``step``-th position, so adding a
 value is a handful of dict writes, and a scan costs the same with ten values or ten
-thousand. Whether the end of a stream chunk could be the start of a value is answered by a
-tree of value suffixes per 4-character head, so it costs the same however many values share
-that head. :func:`forms` holds the rules for what a value looks like once it is written
-out (escaped, encoded, split into lines): logs and streams mask the same forms.
+thousand. A gram names only the offsets at which values hold it, never the values: a probe
+that hits checks each offset by walking a tree of the values (one tree per 4-character
+head), so values that share a head or a gram (``postgres://app:``, numbered tokens) cost a
+scan no more than one value does. The same trees say whether the end of a stream chunk
+could be the start of a value. :func:`forms` holds the rules for what a value looks like
+once it is written out (escaped, encoded, split into lines): logs and streams mask the
+same forms.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable
+from typing import AnyStr
 
-__all__ = ["DESCRIPTIVE_KEYS", "GRAM", "MIN_LENGTH", "Matcher", "forms"]
+__all__ = ["DESCRIPTIVE_KEYS", "GRAM", "MIN_LENGTH", "Matcher", "forms", "merge", "replace"]
 
 #: Shorter values are not masked: masking every "1" or "on" in a log would make it unreadable.
 MIN_LENGTH = 4
@@ -38,15 +41,22 @@ DESCRIPTIVE_KEYS = frozenset(
     {"engine", "host", "port", "dbname", "dbinstanceidentifier", "dbclusteridentifier", "masterarn"}
 )
 
-Entry = tuple[str, int]  # a value, and the offset in it of the gram it is filed under
+#: The offsets at which values filed under a gram hold it: a bare offset while one value is
+#: filed there (most grams of random tokens), else how many values hold it at each offset.
+#: A reader iterates a dict that is never resized in place: a new offset replaces it whole.
+Bucket = int | dict[int, int]
+
+#: Lone surrogates that a ``surrogateescape`` decoding writes for bytes that are not UTF-8.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class Matcher:
     """A set of strings that finds all of them in a text at once.
 
     Writes (:meth:`add`, :meth:`discard`) must be serialised by the caller; reads
-    (:meth:`spans`, :meth:`redact`, :meth:`held`) need no lock: buckets are tuples,
-    replaced whole, so a reader sees a bucket before or after a write, never half of one.
+    (:meth:`spans`, :meth:`redact`, :meth:`held`) need no lock: a bucket that gains or loses
+    an offset is replaced whole and a tree edge that splits is replaced by one dict store,
+    so a reader sees each before or after a write, never half of one.
     """
 
     __slots__ = (
@@ -55,21 +65,22 @@ class Matcher:
         "_index",
         "_keys",
         "_lengths",
+        "_raw",
         "_starts",
         "_steps",
         "_values",
+        "binary",
         "longest",
         "step",
         "version",
     )
 
     def __init__(self, values: Iterable[str] = ()) -> None:
-        self._index: dict[str, tuple[Entry, ...]] = {}
+        self._index: dict[str, Bucket] = {}
         self._keys = self._index.keys()
-        # The rest of each value after its first GRAM characters, for streams that must know
-        # whether the end of a chunk could be the start of a value. A tree, not a list:
-        # values sharing a head (``churn-``, ``postgres``) would make every probe of that
-        # head walk all of them.
+        # Each value after its first GRAM characters, in a tree per head: which values start
+        # at a position, and whether the end of a stream chunk could start one, each cost
+        # one walk down a tree, however many values share that head (``churn-``, ``postgres``).
         self._heads: dict[str, Suffixes] = {}
         self._starts: dict[str, int] = {}  # every prefix shorter than GRAM, counted
         self._values: dict[str, int] = {}  # value -> offset of the first gram it is filed under
@@ -78,6 +89,11 @@ class Matcher:
         self.step = MAX_STEP
         self.longest = 0
         self.version = 0  # grows with every value added: "checked clean since" is comparable
+        # Values holding bytes that are not UTF-8 (a binary key's ``surrogateescape`` text),
+        # again as their raw bytes read as Latin-1: a byte stream matches them byte for byte,
+        # since the byte before such a value can make a character with its first byte.
+        self.binary: Matcher | None = None
+        self._raw: dict[str, int] = {}  # raw form -> how many values have it
         for value in values:
             self.add(value)
 
@@ -102,16 +118,26 @@ class Matcher:
         self.longest = max(self.longest, size)
         if step < self.step:
             self.step = step  # lowered before filing: a reader never probes too sparsely
-        index = self._index
-        for offset in range(start, start + step):
-            gram = value[offset : offset + GRAM]
-            index[gram] = (*index.get(gram, ()), (value, offset))
         head = self._heads.get(value[:GRAM])
         if head is None:
             head = self._heads[value[:GRAM]] = Suffixes()
-        head.add(value[GRAM:])
+        head.add(value[GRAM:])  # in the tree before any gram points at it
+        index = self._index
+        for offset in range(start, start + step):
+            gram = value[offset : offset + GRAM]
+            bucket = index.get(gram)
+            if bucket is None:
+                index[gram] = offset
+            elif isinstance(bucket, int):
+                index[gram] = {offset: 2} if bucket == offset else {bucket: 1, offset: 1}
+            elif offset in bucket:
+                bucket[offset] += 1  # a count, not a key: readers iterating it are unaffected
+            else:
+                index[gram] = {**bucket, offset: 1}
         for n in range(1, GRAM):
             self._starts[value[:n]] = self._starts.get(value[:n], 0) + 1
+        if not value.isascii() and _ESCAPED_BYTE.search(value):
+            self._add_raw(value)
         self.version += 1
 
     def discard(self, value: str) -> None:
@@ -122,12 +148,24 @@ class Matcher:
         size = len(value)
         step = min(MAX_STEP, size - GRAM + 1)
         index = self._index
-        for gram in {value[offset : offset + GRAM] for offset in range(start, start + step)}:
-            kept = tuple(entry for entry in index.get(gram, ()) if entry[0] != value)
-            if kept:
-                index[gram] = kept
+        for offset in range(start, start + step):
+            gram = value[offset : offset + GRAM]
+            bucket = index[gram]
+            if isinstance(bucket, int):
+                del index[gram]
+                continue
+            count = bucket[offset] - 1
+            if count:
+                if count == 1 and len(bucket) == 1:
+                    index[gram] = offset  # one value left: back to a bare offset
+                else:
+                    bucket[offset] = count
+                continue
+            kept = {at: n for at, n in bucket.items() if at != offset}
+            if len(kept) == 1 and next(iter(kept.values())) == 1:
+                index[gram] = next(iter(kept))
             else:
-                index.pop(gram, None)
+                index[gram] = kept  # not empty: a dict bucket holds two values or more
         head = self._heads.get(value[:GRAM])
         if head is not None and head.discard(value[GRAM:]):
             self._heads.pop(value[:GRAM], None)
@@ -147,20 +185,72 @@ class Matcher:
             del self._lengths[size]
             if size == self.longest:
                 self.longest = max(self._lengths, default=0)
+        if not value.isascii() and _ESCAPED_BYTE.search(value):
+            self._discard_raw(value)
+
+    def _add_raw(self, value: str) -> None:
+        try:
+            raw = value.encode("utf-8", "surrogateescape").decode("latin-1")
+        except UnicodeEncodeError:
+            return  # a surrogate no decoding writes for a byte: no byte stream shows it
+        count = self._raw.get(raw, 0)
+        self._raw[raw] = count + 1
+        if not count:
+            if self.binary is None:
+                self.binary = Matcher()
+            self.binary.add(raw)
+
+    def _discard_raw(self, value: str) -> None:
+        try:
+            raw = value.encode("utf-8", "surrogateescape").decode("latin-1")
+        except UnicodeEncodeError:
+            return
+        count = self._raw[raw] - 1
+        if count:
+            self._raw[raw] = count
+            return
+        del self._raw[raw]
+        if self.binary is not None:
+            self.binary.discard(raw)
+
+    def load(self, gram: str) -> int:
+        """How many values are filed under ``gram``."""
+        return self._load(gram)
 
     def _quietest_window(self, value: str, step: int) -> int:
-        # Values that share a prefix would all land in the same buckets, and every text with
-        # that prefix would check each of them: file the value where its grams are rarest.
-        index = self._index
+        # A crowded gram costs a scan no more than a quiet one (a probe walks one tree per
+        # offset, not one entry per value), but every text showing it leaves the fast path:
+        # values that share a prefix are filed where their grams are rarest, so a line that
+        # only shows that prefix stays on it.
         last = len(value) - GRAM - step + 1
-        best, best_load = 0, -1
-        for start in range(0, last + 1, max(1, last // (_WINDOWS - 1)) if last else 1):
-            load = sum(len(index.get(value[o : o + GRAM], ())) for o in range(start, start + step))
-            if best_load < 0 or load < best_load:
+        stride = last // (_WINDOWS - 1)
+        if stride > 1:  # a long value: a few windows, spread along it
+            best, best_load = 0, -1
+            for start in range(0, last + 1, stride):
+                load = sum(self._load(value[o : o + GRAM]) for o in range(start, start + step))
+                if best_load < 0 or load < best_load:
+                    best, best_load = start, load
+                    if load <= step:
+                        break  # about one other value per gram: as quiet as it usefully gets
+            return best
+        # Every window, one gram further each: a sliding sum looks each gram up once.
+        loads = [self._load(value[o : o + GRAM]) for o in range(step)]
+        load = best_load = sum(loads)
+        best = 0
+        for start in range(1, last + 1):
+            if best_load <= step:
+                break
+            loads.append(self._load(value[start + step - 1 : start + step - 1 + GRAM]))
+            load += loads[-1] - loads[start - 1]
+            if load < best_load:
                 best, best_load = start, load
-                if load <= step:
-                    break  # about one other value per gram: as quiet as it usefully gets
         return best
+
+    def _load(self, gram: str) -> int:
+        bucket = self._index.get(gram)
+        if bucket is None:
+            return 0
+        return 1 if isinstance(bucket, int) else sum(bucket.values())
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where values occur in ``text``: sorted, overlaps merged into one span."""
@@ -170,24 +260,23 @@ class Matcher:
         grams = [text[i : i + GRAM] for i in range(0, len(text) - GRAM + 1, step)]
         if self._keys.isdisjoint(grams):
             return []  # the common case: one pass in C over a few grams
-        index = self._index
-        found: set[tuple[int, int]] = set()
+        index, heads = self._index, self._heads
+        ends: dict[int, int] = {}  # a position checked -> the end of the longest value there, or -1
         for k, gram in enumerate(grams):
-            entries = index.get(gram)
-            if entries:
-                at = k * step
-                for value, offset in entries:
-                    begin = at - offset
-                    if begin >= 0 and text.startswith(value, begin):
-                        found.add((begin, begin + len(value)))
-        merged: list[tuple[int, int]] = []
-        for begin, end in sorted(found):
-            if merged and begin <= merged[-1][1] - 1:
-                if end > merged[-1][1]:
-                    merged[-1] = (merged[-1][0], end)
-            else:
-                merged.append((begin, end))
-        return merged
+            bucket = index.get(gram)
+            if bucket is None:
+                continue
+            at = k * step
+            # One walk per offset, however many values are filed at it: they all start at
+            # the same position, and the tree of that position's head holds every one.
+            for offset in (bucket,) if isinstance(bucket, int) else bucket:
+                begin = at - offset
+                if begin < 0 or begin in ends:
+                    continue
+                head = heads.get(text[begin : begin + GRAM])
+                n = -1 if head is None else head.longest(text, begin + GRAM)
+                ends[begin] = begin + GRAM + n if n >= 0 else -1
+        return merge([(begin, end) for begin, end in ends.items() if end >= 0])
 
     def redact(self, text: str, mask: str) -> str:
         """``text`` with each span of values replaced by ``mask``."""
@@ -280,6 +369,19 @@ class Suffixes:
         root = self._root
         return not root.edges and not root.ends
 
+    def longest(self, text: str, i: int) -> int:
+        """The length of the longest string held that ``text[i:]`` starts with; -1 for none."""
+        node, start, size = self._root, i, len(text)
+        found = 0 if node.ends else -1
+        while i < size:
+            edge = node.edges.get(text[i])
+            if edge is None or not text.startswith(edge.label, i):
+                break
+            node, i = edge.node, i + len(edge.label)
+            if node.ends:
+                found = i - start
+        return found
+
     def continues(self, text: str, i: int) -> bool:
         """Whether ``text[i:]`` is a proper prefix of a string held."""
         node, size = self._root, len(text)
@@ -296,9 +398,21 @@ class Suffixes:
         return bool(node.edges)
 
 
-def replace(text: str, spans: list[tuple[int, int]], cut: int, mask: str) -> str:
+def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` sorted, with spans that overlap merged into one (spans that only touch stay apart)."""
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin < merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((begin, end))
+    return merged
+
+
+def replace(text: AnyStr, spans: list[tuple[int, int]], cut: int, mask: AnyStr) -> AnyStr:
     """``text[:cut]`` with each span that ends by ``cut`` replaced by ``mask``."""
-    parts: list[str] = []
+    parts: list[AnyStr] = []
     pos = 0
     for begin, end in spans:
         if end > cut:
@@ -307,7 +421,7 @@ def replace(text: str, spans: list[tuple[int, int]], cut: int, mask: str) -> str
         parts.append(mask)
         pos = end
     parts.append(text[pos:cut])
-    return "".join(parts)
+    return text[:0].join(parts)
 
 
 def forms(value: object, parsed: object = None) -> list[str]:
@@ -315,10 +429,11 @@ def forms(value: object, parsed: object = None) -> list[str]:
 
     The value itself; its ``repr()`` and JSON-escaped forms (and the ``repr()`` of those,
     as a dict holding a JSON document prints); its URL-encoded form; each line of a
-    multi-line value. Bytes count in every form they decode to: UTF-8, and for other bytes
-    their ``repr()`` contents, Latin-1, and the ``surrogateescape`` text a stream decodes
-    them to. ``parsed``, when the caller has parsed ``value`` as JSON already, saves
-    parsing it again. Leaves under :data:`DESCRIPTIVE_KEYS` (a database secret's ``host``,
+    multi-line value (lines end at ``\\n``, ``\\r\\n`` or ``\\r``, as a terminal ends them).
+    Bytes count in every form they decode to: UTF-8, and for other bytes their ``repr()``
+    contents, Latin-1, and the ``surrogateescape`` text a stream decodes them to.
+    ``parsed``, when the caller has parsed ``value`` as JSON already, saves parsing it
+    again. Leaves under :data:`DESCRIPTIVE_KEYS` (a database secret's ``host``,
     ``port``, ...) are left out: they are configuration, and the whole document still counts.
     """
     out: dict[str, None] = {}
@@ -349,13 +464,15 @@ def _walk(value: object, out: dict[str, None], depth: int) -> None:
         if len(value) < MIN_LENGTH:
             return
         _text_forms(value, out)
-        if "\n" in value:
-            for line in value.splitlines():
+        if "\n" in value or "\r" in value:
+            for line in _LINE_BREAK.split(value):
                 line = line.strip()
                 if len(line) >= MIN_LENGTH:
                     _text_forms(line, out)
         stripped = value.strip()
         if depth == 0 and stripped[:1] in ("{", "["):
+            import json  # here, as below: `import secretkit` registers nothing yet
+
             try:
                 document = json.loads(stripped)
             except (ValueError, RecursionError):
@@ -383,6 +500,8 @@ def _text_forms(text: str, out: dict[str, None]) -> None:
     out[text] = None
     if _UNCHANGED.fullmatch(text):
         return  # a token of letters, digits and `-_.~` reads the same in every form below
+    import json
+
     quoted = repr(text)[1:-1]
     escaped = json.dumps(text)[1:-1]
     out[quoted] = None
@@ -420,6 +539,10 @@ def _text_forms(text: str, out: dict[str, None]) -> None:
 
 
 _UNCHANGED = re.compile(r"[A-Za-z0-9_.~-]*")
+# Where a log line or a terminal ends a line. Not str.splitlines(), which also breaks at
+# \x0b, \x0c, \x1c-\x1e, \x85, U+2028 and U+2029: a printed line holding one of them would
+# be registered only as pieces, each perhaps too short to mask.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _UNICODE_ESCAPE = re.compile(r"\\u[0-9a-f]{4}")
 
 

@@ -52,13 +52,9 @@ class Masks:
 
 def _continued(old: StreamRedactor[bytes], grown: StreamRedactor[bytes]) -> StreamRedactor[bytes]:
     """``grown``'s values, carrying on ``old``'s stream: its held-back tail and half-read UTF-8."""
-    twin = grown.clone()
     # The tail is held because it may start a value; the grown set holds every old value,
-    # so it is held (or masked) there just the same. StreamRedactor has no public way to
-    # hand a stream over, and this module is its only caller that needs one.
-    twin._carry = old._carry
-    twin._decoder = old._decoder
-    return twin
+    # so it is held (or masked) there just the same.
+    return grown.continuing(old)
 
 
 class StopForwarder(SignalForwarder):
