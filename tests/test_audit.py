@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import secretkit
-from secretkit import AccessDenied, AuditTrail, BackendUnavailable, SecretStore
+from secretkit import AccessDenied, AccessEvent, AuditTrail, BackendUnavailable, SecretStore
 from secretkit._audit import AUDIT_FIELDS
 from secretkit.backends import MemoryBackend
 from secretkit.testing import FakeClock
@@ -116,6 +116,47 @@ def test_a_refusal_by_the_allow_list_is_audited(records: pytest.LogCaptureFixtur
             store.get("billing/KEY")
     assert backend.calls == 0
     assert [(r.secret, r.outcome) for r in audited(records)] == [("billing/KEY", "denied")] * 2
+
+
+def test_a_backends_refusal_answered_from_memory_is_audited_as_a_refusal_by_that_backend(
+    records: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    """A remembered AccessDenied is denied by its backend on every read: audited, told to every listener."""
+    backend = MemoryBackend({"K": VALUE})
+    backend.fail(AccessDenied("the token's policy does not allow K"))
+    store = store_of(backend, clock, negative_ttl=60)
+    events: list[AccessEvent] = []
+    store.add_listener(events.append, hits=False)
+    secretkit.audit(store)
+    for _ in range(3):
+        with pytest.raises(AccessDenied):
+            store.get("K")
+    assert backend.calls == 1  # the second and third answers came from the store's memory
+    rows = [(r.secret, r.backend, r.outcome, r.error_type, r.hit) for r in audited(records)]
+    assert (
+        rows
+        == [("K", "memory", "denied", "AccessDenied", False)]
+        + [("K", "memory", "denied", "AccessDenied", True)] * 2
+    )
+    assert [(e.backend, e.outcome, e.error) for e in events] == [("memory", "denied", "AccessDenied")] * 3
+
+
+def test_a_refusal_of_a_held_secret_stays_a_refusal_when_answered_from_memory(
+    records: pytest.LogCaptureFixture, clock: FakeClock
+) -> None:
+    """Past max_stale, a refused refresh is denied again from memory, not turned into an outage."""
+    backend = MemoryBackend({"K": VALUE})
+    store = store_of(backend, clock, ttl=10, max_stale=100)
+    secretkit.audit(store)
+    store.get("K")
+    backend.fail(AccessDenied("the token was revoked"))
+    clock.advance(111)  # past the value's life and its max_stale
+    for _ in range(2):
+        with pytest.raises(AccessDenied):
+            store.get("K")
+    assert backend.calls == 2  # the second refusal came from memory
+    rows = [(r.backend, r.outcome, r.error_type, r.hit) for r in audited(records)][1:]
+    assert rows == [("memory", "denied", "AccessDenied", False), ("memory", "denied", "AccessDenied", True)]
 
 
 def test_a_failure_is_audited_by_type_never_by_message(

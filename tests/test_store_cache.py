@@ -540,7 +540,9 @@ def test_stats_count_hits_misses_fetches_errors_per_backend(clock: FakeClock) ->
     with pytest.raises(SecretNotFound):
         store.get("MISSING")
     stats = store.stats()
-    assert stats["hits"] == 2 and stats["misses"] == 1 and stats["fetches"] == 1
+    # The read that found nothing went to the backend too: a miss, by its outcome.
+    assert stats["hits"] == 2 and stats["misses"] == 2 and stats["fetches"] == 1
+    assert stats["missed"] == {"loaded": 1, "not_found": 1}
     assert stats["not_found"] == 1
     assert stats["backends"]["memory"]["hits"] == 2
     assert "value-never-in-stats" not in repr(stats)

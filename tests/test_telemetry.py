@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from opentelemetry.trace import StatusCode
 
 import secretkit
 from _batching import BatchMemoryBackend
-from secretkit import BackendUnavailable, SecretNotFound, SecretStore
+from secretkit import AccessDenied, AccessEvent, BackendUnavailable, SecretNotFound, SecretStore
 from secretkit._telemetry import Instrumentation, name_hash, traceparent_env
 from secretkit.backends import MemoryBackend
 from secretkit.testing import FakeClock
@@ -145,7 +146,8 @@ def test_a_failed_fetch_span_has_the_error_type_and_an_error_status(otel: Otel, 
     [span] = otel.finished()
     attrs = dict(span.attributes or {})
     assert attrs["secretkit.outcome"] == "error"
-    assert attrs["error.type"] in {"ConnectionError", "BackendUnavailable"}
+    assert attrs["error.type"] == "BackendUnavailable"  # what the caller catches
+    assert attrs["secretkit.cause.type"] == "ConnectionError"  # what the backend raised
     assert span.status.status_code is StatusCode.ERROR
     assert span.events == ()
 
@@ -209,6 +211,124 @@ def test_reads_show_in_the_cache_and_fetch_metrics(otel: Otel, clock: FakeClock)
     ]
     assert sum(p.count for p in durations) == 2
     assert all(p.attributes["secretkit.backend"] == "memory" for p in durations)
+
+
+def misses_by_outcome(otel: Otel, backend: str) -> dict[str, float]:
+    """``secretkit.cache.misses`` of one backend, by its ``secretkit.outcome`` attribute."""
+    found: dict[str, float] = {}
+    for point in otel.points("secretkit.cache.misses"):
+        if point.attributes.get("secretkit.backend") == backend:
+            outcome = point.attributes["secretkit.outcome"]
+            found[outcome] = found.get(outcome, 0) + point.value
+    return found
+
+
+def test_every_read_that_went_to_a_backend_is_a_miss_whatever_it_ended_in(
+    otel: Otel, clock: FakeClock
+) -> None:
+    """Cold reads that find nothing, are refused or fail, and reads past the TTL, are misses by outcome."""
+    # A scheme of its own: instrumentation covers every store of the process.
+    backend = MemoryBackend({"A": VALUE, "B": VALUE, "C": VALUE}, scheme="memory-misses")
+    store = store_of(backend, clock, ttl=10, max_stale=100)
+    store.get("A")  # cold: loaded
+    store.get("A")  # a hit
+    with pytest.raises(SecretNotFound):
+        store.get("NOPE")  # cold: not_found
+    backend.fail(ConnectionError("connection refused"))
+    with pytest.raises(BackendUnavailable):
+        store.get("B")  # cold: error
+    backend.fail(AccessDenied("the policy does not allow C"))
+    with pytest.raises(AccessDenied):
+        store.get("C")  # cold: denied
+    backend.fail(None)
+    clock.advance(11)
+    store.get("A")  # past its TTL, fetched by the reader: refreshed
+    backend.fail(ConnectionError("connection refused"))
+    clock.advance(11)
+    assert store.get("A").reveal() == VALUE  # past its TTL, the fetch failed: stale
+    # Neither a prefetch nor an asked-for refresh is a read.
+    backend.fail(None)
+    store.prefetch(["B"])
+    store.refresh("C")
+    expected = {"loaded": 1, "not_found": 1, "error": 1, "denied": 1, "refreshed": 1, "stale": 1}
+    assert misses_by_outcome(otel, "memory-misses") == expected
+    assert store.stats()["backends"]["memory-misses"]["missed"] == expected
+    assert store.stats()["misses"] == 6
+    assert otel.value("secretkit.cache.hits", backend="memory-misses") == 1
+
+
+def test_a_reader_fetching_an_expired_value_is_traced_as_expired(otel: Otel, clock: FakeClock) -> None:
+    """A fetch a reader waits on because the value's time was up has reason expired, not refresh."""
+    store = store_of(MemoryBackend({"K": VALUE}), clock, ttl=10)
+    store.get("K")
+    clock.advance(11)
+    store.get("K")
+    assert [dict(s.attributes or {})["secretkit.reason"] for s in otel.finished()] == ["miss", "expired"]
+
+
+class EchoingError(Exception):
+    """An SDK error whose text repeats what the server said, however it is copied."""
+
+    def __init__(self, said: str) -> None:
+        super().__init__()
+        self.said = said
+
+    def __str__(self) -> str:
+        return f"the server said {self.said}"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionError("connection refused"), EchoingError(VALUE)],
+    ids=["connection-error", "an-error-that-echoes-a-value"],
+)
+def test_every_channel_names_a_backends_own_exception_as_the_caller_sees_it(
+    otel: Otel, clock: FakeClock, caplog: pytest.LogCaptureFixture, failure: Exception
+) -> None:
+    """Span, histogram, audit and access event all say BackendUnavailable, caused by the backend's type."""
+    backend = MemoryBackend({"K": VALUE, "J": VALUE}, scheme="memory-naming")
+    store = store_of(backend, clock)
+    events: list[AccessEvent] = []
+    store.add_listener(events.append, hits=False)
+    caplog.set_level(logging.INFO, logger="secretkit.audit")
+    secretkit.audit(store)
+    store.get("K")  # the value is now known, so an error quoting it is shown through a stand-in
+    backend.fail(failure)
+    with pytest.raises(BackendUnavailable) as info:
+        store.get("J")
+    expected = (type(info.value).__name__, type(failure).__name__)
+    assert expected == ("BackendUnavailable", type(failure).__name__)
+
+    span = otel.finished()[-1]
+    attrs = dict(span.attributes or {})
+    assert (attrs["error.type"], attrs["secretkit.cause.type"]) == expected
+    assert span.status.description == "BackendUnavailable"
+    [point] = [
+        p for p in otel.points("secretkit.fetch.duration") if p.attributes["secretkit.outcome"] == "error"
+    ]
+    assert (point.attributes["error.type"], point.attributes["secretkit.cause.type"]) == expected
+    [record] = [r for r in caplog.records if r.name == "secretkit.audit" and r.outcome == "error"]
+    assert (record.error_type, record.cause_type) == expected
+    [event] = [e for e in events if e.outcome == "error"]
+    assert (event.error, event.cause) == expected
+    for text in (span.to_json(), caplog.text, repr(events)):
+        assert VALUE not in text
+
+
+def test_a_refresh_failure_is_counted_under_the_callers_error_name(otel: Otel, clock: FakeClock) -> None:
+    """secretkit.refresh.failures names a backend's ConnectionError as BackendUnavailable, its cause apart."""
+    backend = MemoryBackend({"K": VALUE}, scheme="memory-refresh-naming")
+    store = store_of(backend, clock)
+    store.get("K")
+    backend.fail(ConnectionError("connection refused"))
+    assert store.refresh("K").reveal() == VALUE  # the last good value, served stale
+    [point] = [
+        p
+        for p in otel.points("secretkit.refresh.failures")
+        if p.attributes["secretkit.backend"] == "memory-refresh-naming"
+    ]
+    assert point.attributes["error.type"] == "BackendUnavailable"
+    assert point.attributes["secretkit.cause.type"] == "ConnectionError"
 
 
 def test_hit_counters_follow_the_store_without_a_call_per_read(otel: Otel, clock: FakeClock) -> None:

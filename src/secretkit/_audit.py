@@ -30,6 +30,7 @@ AUDIT_FIELDS = (
     "version",
     "outcome",
     "error_type",
+    "cause_type",
     "hit",
     "latency_s",
     "caller_module",
@@ -73,7 +74,8 @@ class AuditTrail:
         return f"AuditTrail(hits={self.hits}, logger={self.logger.name!r})"
 
     def __call__(self, event: AccessEvent) -> None:
-        # A refusal is always audited, even one answered from the store's memory of it.
+        # A refusal is always audited, even one answered from the store's memory of it (the
+        # store tells every listener of those, hits or not).
         if event.hit and event.outcome != "denied" and (self.hits == 0.0 or self._rng() >= self.hits):
             return
         if not self.logger.isEnabledFor(self.level):
@@ -88,6 +90,7 @@ class AuditTrail:
             "version": event.version,
             "outcome": event.outcome,
             "error_type": event.error,
+            "cause_type": event.cause,
             "hit": event.hit,
             "latency_s": round(event.latency, 6),
             "caller_module": module,

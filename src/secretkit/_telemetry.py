@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import _events, _fork
 from ._errors import MissingDependency, public_name
-from ._events import Outcome
+from ._events import Outcome, failure_types
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Counter, Histogram, MeterProvider, Observation
@@ -35,7 +35,7 @@ NameAttribute = Literal["name", "hash", "none"]
 #: (instrument name, stats key, unit, description).
 _COUNTERS: tuple[tuple[str, str, str, str], ...] = (
     ("secretkit.cache.hits", "hits", "{hit}", "Reads answered from the cache."),
-    ("secretkit.cache.misses", "misses", "{miss}", "Reads that had to fetch from a backend."),
+    ("secretkit.cache.misses", "misses", "{miss}", "Reads that went to a backend, by outcome."),
     ("secretkit.cache.stale_served", "stale_served", "{read}", "Reads served a value past its TTL."),
     ("secretkit.fetch.errors", "errors", "{error}", "Backend calls that failed (not-found excluded)."),
     ("secretkit.secret.rotations", "rotations", "{rotation}", "Refreshes that brought a new version."),
@@ -43,6 +43,11 @@ _COUNTERS: tuple[tuple[str, str, str, str], ...] = (
 
 _COUNTER_KEYS = frozenset(key for _, key, _, _ in _COUNTERS)
 _SUCCESS: frozenset[str] = frozenset({"loaded", "refreshed"})
+#: Why a call counts as a refresh: in the background or asked for (``refresh``), or a
+#: reader's own fetch of a value whose time was up (``expired``).
+_REFRESHING: frozenset[str] = frozenset({"refresh", "expired"})
+# The collector keeps ``misses`` by outcome under these keys: "misses:loaded", ...
+_MISSED = "misses:"
 
 _lock = threading.Lock()
 _active: Instrumentation | None = None
@@ -168,7 +173,15 @@ class Instrumentation:
             if first:
                 self._collector.take()
             for backend, row in self._collector.snapshot.counters.items():
-                yield Observation(row.get(key, 0), {"secretkit.backend": backend})
+                if key != "misses":
+                    yield Observation(row.get(key, 0), {"secretkit.backend": backend})
+                    continue
+                # One series per outcome: a read that ended in not-found or an error went to
+                # the backend as much as one that loaded, and hit ratios must count it.
+                for counted, value in row.items():
+                    if counted.startswith(_MISSED):
+                        outcome = counted[len(_MISSED) :]
+                        yield Observation(value, {"secretkit.backend": backend, "secretkit.outcome": outcome})
 
         return callback
 
@@ -231,7 +244,10 @@ class _Collector:
         for store in live_stores():
             stats = store.stats()
             per: dict[str, dict[str, int]] = {
-                backend: {key: value for key, value in row.items() if key in _COUNTER_KEYS}
+                backend: {
+                    **{key: value for key, value in row.items() if key in _COUNTER_KEYS and key != "misses"},
+                    **{_MISSED + outcome: count for outcome, count in row.get("missed", {}).items()},
+                }
                 for backend, row in stats["backends"].items()
             }
             self._remember(store, per)
@@ -325,22 +341,25 @@ class _FetchSpan:
             "secretkit.outcome": outcome,
             "secretkit.reason": self._reason,
         }
+        named: dict[str, str] = {}
         if error is not None:
-            # The type only: a message is written for people and may quote what a server said.
-            attributes["error.type"] = type(error).__name__
-        observer._duration.record(elapsed, attributes)
-        if self._reason == "refresh" and outcome not in _SUCCESS:
-            failed = {"secretkit.backend": self._backend, "secretkit.outcome": outcome}
-            if error is not None:
-                failed["error.type"] = type(error).__name__
+            # Named as the caller, the audit trail and listeners name it (``failure_types``);
+            # types only: a message is written for people and may quote what a server said.
+            kind, cause = failure_types(error)
+            named["error.type"] = kind
+            if cause is not None:
+                named["secretkit.cause.type"] = cause
+        observer._duration.record(elapsed, {**attributes, **named})
+        if self._reason in _REFRESHING and outcome not in _SUCCESS:
+            failed = {"secretkit.backend": self._backend, "secretkit.outcome": outcome, **named}
             observer._failures.add(1, failed)
         span = self._span
         span.set_attribute("secretkit.outcome", outcome)
         if version is not None:
             span.set_attribute("secretkit.secret.version", version)
-        if error is not None:
-            span.set_attribute("error.type", type(error).__name__)
-            span.set_status(observer._trace.Status(observer._trace.StatusCode.ERROR, type(error).__name__))
+        if named:
+            span.set_attributes(named)
+            span.set_status(observer._trace.Status(observer._trace.StatusCode.ERROR, named["error.type"]))
         span.end()
         if self._thread == threading.get_ident():
             observer._context.detach(self._token)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .._errors import AccessDenied, BackendUnavailable, SecretkitError, SecretNotFound, copied, shown
-from .._events import Outcome
+from .._events import READ_REASONS, Outcome, outcome_of
 from .._secret import Secret
 from .observing import Observing, RotateCallback
 from .policy import TimePolicy
@@ -24,7 +24,7 @@ from .resolving import Loaded, Resolver
 from .runner import Runner
 from .sealing import sealed, wrapped
 
-__all__ = ["Flight", "Loader", "expired"]
+__all__ = ["Flight", "Loader", "expired", "remembered"]
 
 # Threads that run loads for prefetch, batched refreshes and async readers.
 _LOADERS = 32
@@ -152,17 +152,15 @@ class Loader:
                 scheme = loaded.scheme
                 counters = observing.count(scheme)
                 counters.fetches += 1
-                if reason == "refresh":
+                if reason == "refresh" or reason == "expired":
                     counters.refreshes += 1
-                elif reason == "miss":
-                    counters.misses += 1
                 if current:
                     records.keep(name, self._held_from(loaded, now), old)
                     if old is not None and _changed(old.secret, loaded.secret):
                         counters.rotations += 1
                         rotated = (old.secret, list(observing.subscribers.get(name, ())))
                 served = loaded.secret
-                outcome = "refreshed" if reason == "refresh" else "loaded"
+                outcome = "refreshed" if reason == "refresh" or reason == "expired" else "loaded"
             else:
                 assert error is not None
                 backend = getattr(error, "backend", None) or (old.backend if old else None)
@@ -179,7 +177,7 @@ class Loader:
                         records.fail(name, error, now, until, 0)
                 else:
                     counters.errors += 1
-                    outcome = "denied" if isinstance(error, AccessDenied) else "error"
+                    outcome = outcome_of(error)
                     if old is not None:
                         old.streak += 1
                         old.retry_at = now + policy.backoff(old.streak)
@@ -201,6 +199,9 @@ class Loader:
                         previous = records.failed.get(name)
                         streak = (previous.streak if previous else 0) + 1
                         records.fail(name, error, now, now + policy.backoff(streak), streak)
+            if reason in READ_REASONS:
+                # A reader went to the backend: a miss, whatever it ended in.
+                counters.missed_read(outcome)
             progress.changed()
         flight.finish(served, None if served is not None else error)
         if observing.listeners:
@@ -229,6 +230,19 @@ class Loader:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def remembered(name: str, held: Held, now: float) -> BaseException:
+    """The error a read of ``held`` raises from memory, its backend not asked again yet.
+
+    A refusal stays a refusal (the backend said no, whatever the value's age); any other
+    failure is an outage that outlived the last good value.
+    """
+    error = held.last_error
+    assert error is not None
+    if isinstance(error, AccessDenied):
+        return error
+    return expired(name, held, error, now)
 
 
 def expired(name: str, held: Held, error: BaseException, now: float) -> BackendUnavailable:

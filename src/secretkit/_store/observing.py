@@ -7,19 +7,18 @@ audit) are told by ``calls.py``, around each backend call.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import shown
-from .._events import AccessEvent, AccessListener, Counters, Outcome, wants_hits
+from .._events import AccessEvent, AccessListener, Counters, Outcome, failure_types, outcome_of, wants_hits
+from .._lazylog import log
 from .._secret import Secret
 from .progress import Progress
 from .records import Records
 
 __all__ = ["Observing", "RotateCallback"]
 
-log = logging.getLogger("secretkit")
 
 RotateCallback = Callable[[Secret[Any], Secret[Any]], object]
 
@@ -76,10 +75,44 @@ class Observing:
         outcome: Outcome,
         error: BaseException | None = None,
     ) -> None:
-        event = AccessEvent(
-            name, backend, version, hit, latency, outcome, type(error).__name__ if error else None
+        self._tell(
+            name,
+            backend,
+            version,
+            hit,
+            latency,
+            outcome,
+            error,
+            self.hit_listeners if hit else self.listeners,
         )
-        for listener in list(self.hit_listeners if hit else self.listeners):
+
+    def remembered(self, name: str, error: BaseException) -> None:
+        """Tell of a read answered by a remembered failure (no backend was asked this time).
+
+        Named as the first answer was (outcome, backend, error): a refusal is a refusal
+        every time, and every listener hears of it, as of any refusal; a remembered
+        not-found or outage is a cache hit of sorts, told to the listeners of hits.
+        """
+        outcome = outcome_of(error)
+        listeners = self.listeners if outcome == "denied" else self.hit_listeners
+        if listeners:
+            backend = getattr(error, "backend", None)
+            self._tell(name, backend, None, True, 0.0, outcome, error, listeners)
+
+    def _tell(
+        self,
+        name: str,
+        backend: str | None,
+        version: str | None,
+        hit: bool,
+        latency: float,
+        outcome: Outcome,
+        error: BaseException | None,
+        listeners: list[AccessListener],
+    ) -> None:
+        kind, cause = failure_types(error) if error is not None else (None, None)
+        event = AccessEvent(name, backend, version, hit, latency, outcome, kind, cause)
+        for listener in list(listeners):
             try:
                 listener(event)
             except Exception:
@@ -101,7 +134,7 @@ class Observing:
         """The figures of ``SecretStore.stats()``; call with the store's lock held."""
         empty = {**Counters().as_dict(), "hits": 0}
         retired = records.retired_hits
-        per: dict[str, dict[str, int]] = {}
+        per: dict[str, dict[str, Any]] = {}
         for scheme, counters in self.counters.items():
             per[scheme] = {**counters.as_dict(), "hits": retired.get(scheme, 0)}
         for scheme, hits in retired.items():
@@ -122,8 +155,15 @@ class Observing:
         for row in per.values():
             for key, value in row.items():
                 total[key] += value
+        # ``misses`` by how the read ended ({outcome: count}), per backend and in total.
+        missed: dict[str, int] = {}
         for scheme, row in per.items():
             row["size"] = sizes.get(scheme, 0)
+            kept = self.counters.get(scheme)
+            row["missed"] = by_outcome = dict(kept.missed) if kept is not None else {}
+            for outcome, count in by_outcome.items():
+                missed[outcome] = missed.get(outcome, 0) + count
+        total["missed"] = missed
         total["size"] = len(records.held)
         total["negative"] = len(records.failed)
         total["loading"] = loading

@@ -35,6 +35,15 @@ def sealed(err: BaseException) -> Any:
 class ScrubbedError(Exception):
     """Stands in for a vendor exception whose message showed a secret value."""
 
+    #: The type name of the exception it stands in for: telemetry and audit name the cause by it.
+    original_type: str | None = None
+
+
+def _stand_in(exc: BaseException, message: str) -> ScrubbedError:
+    err = ScrubbedError(message)
+    err.original_type = type(exc).__name__
+    return err
+
 
 def scrubbed(exc: BaseException) -> BaseException:
     """``exc``, or a copy of it whose message shows no registered value.
@@ -46,7 +55,7 @@ def scrubbed(exc: BaseException) -> BaseException:
     try:
         text = str(exc)
     except Exception:
-        return ScrubbedError(type(exc).__name__)
+        return _stand_in(exc, type(exc).__name__)
     clean = without_userinfo(redact(text))
     if clean == text:
         return exc
@@ -57,7 +66,7 @@ def scrubbed(exc: BaseException) -> BaseException:
             return copy
     except Exception:  # noqa: S110 - an exception class whose __str__ needs its attributes
         pass
-    return ScrubbedError(f"{type(exc).__name__}: {clean}")
+    return _stand_in(exc, f"{type(exc).__name__}: {clean}")
 
 
 def wrapped(exc: BaseException, name: str, scheme: str) -> SecretkitError:
