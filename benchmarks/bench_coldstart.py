@@ -1,25 +1,29 @@
-"""Cold start over a slow network: one fetch after another vs secretkit's concurrent prefetch.
+"""Cold start over a slow network, counted in round trips: prefetch and concurrent cold reads.
 
 Run by hand: ``python benchmarks/bench_coldstart.py`` (``--quick`` for a smoke run, which
-never fails on timing). It starts moto, OpenBao and the local GCP and Azure servers, each
-behind the fault-injecting proxy of ``tests/servers/faultproxy.py`` adding 10 or 50 ms to
-every response, and times, from fresh clients each time (connecting and logging in count):
+never fails on timing; ``--sequential`` adds one-by-one fetches and Powertools for
+comparison). It starts moto, OpenBao and the local GCP and Azure servers, each behind the
+fault-injecting proxy of ``tests/servers/faultproxy.py`` adding ``--latency`` ms (50 by
+default) to every response, and times, from fresh clients each time (connecting, TLS and
+logging in count):
 
-1. sequential: the backend's ``fetch`` for each secret in turn, as an application that
-   reads its secrets one by one does;
-2. secretkit: ``SecretStore.prefetch`` of all of them (batches per backend in parallel,
-   singles with a bounded number in flight);
-3. Powertools (AWS only): ``SecretsProvider.get`` per name, the way its docs show;
-4. ``SecretkitSettings`` with 20 remote fields (5 per backend) vs 20 sequential fetches.
+- ``prefetch``: ``SecretStore.prefetch`` of N secrets of one backend, and of N of each of
+  the four at once;
+- ``gets``: N threads each reading one cold secret with ``store.get`` at the same moment.
 
-No secret value is printed.
+A round trip is the time divided by the injected latency: the physical floor is one, plus
+connection setup (a TLS handshake is one more). ``requests`` is what the proxy saw the
+client send (HTTP requests; for gRPC, HTTP/2 frames batches), ``conns`` the connections
+opened. Each figure is the best of ``--repeat`` runs. No secret value is printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +33,71 @@ from network._remotes import REMOTES, Remote, running_remotes
 from secretkit import SecretRef, SecretStore
 
 
+class Run:
+    """One timed cold start: milliseconds, and what the proxies saw."""
+
+    def __init__(self, ms: float, requests: int, connections: int) -> None:
+        self.ms, self.requests, self.connections = ms, requests, connections
+
+
+def measured(remotes: list[Remote], body: Callable[[], None]) -> Run:
+    before = [(r.proxy.requests, r.proxy.connections) for r in remotes]
+    started = time.perf_counter()
+    body()
+    took = (time.perf_counter() - started) * 1000
+    requests = sum(r.proxy.requests - b[0] for r, b in zip(remotes, before, strict=True))
+    connections = sum(r.proxy.connections - b[1] for r, b in zip(remotes, before, strict=True))
+    return Run(took, requests, connections)
+
+
+def prefetched(remotes: list[Remote], refs: list[str]) -> Run:
+    store = SecretStore([], reference_backends=[r.backend() for r in remotes])
+    try:
+        run = measured(remotes, lambda: _no_failures(store.prefetch(refs)))
+    finally:
+        store.close()
+    return run
+
+
+def concurrent_gets(remotes: list[Remote], refs: list[str]) -> Run:
+    store = SecretStore([], reference_backends=[r.backend() for r in remotes])
+    barrier = threading.Barrier(len(refs) + 1)
+    failures: list[BaseException] = []
+
+    def read(ref: str) -> None:
+        barrier.wait()
+        try:
+            store.get(ref)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=read, args=(ref,)) for ref in refs]
+    for thread in threads:
+        thread.start()
+
+    def go() -> None:
+        barrier.wait()
+        for thread in threads:
+            thread.join()
+
+    try:
+        run = measured(remotes, go)
+    finally:
+        store.close()
+    if failures:
+        raise SystemExit(f"{len(failures)} cold gets failed: {type(failures[0]).__name__}")
+    return run
+
+
+def _no_failures(failed: dict[str, Any]) -> None:
+    if failed:
+        raise SystemExit(f"prefetch failed for {len(failed)} secrets: {type(next(iter(failed.values())))}")
+
+
+def best(repeat: int, fn: Callable[[], Run]) -> Run:
+    return min((fn() for _ in range(repeat)), key=lambda run: run.ms)
+
+
 def sequential(remote: Remote, refs: list[str]) -> float:
     backend = remote.backend()
     started = time.perf_counter()
@@ -36,18 +105,7 @@ def sequential(remote: Remote, refs: list[str]) -> float:
         backend.fetch(SecretRef.parse(ref))
     took = time.perf_counter() - started
     backend.close()
-    return took
-
-
-def prefetched(backends: list[Any], refs: list[str]) -> float:
-    store = SecretStore([], reference_backends=backends)
-    started = time.perf_counter()
-    failed = store.prefetch(refs)
-    took = time.perf_counter() - started
-    store.close()
-    if failed:
-        raise SystemExit(f"prefetch failed for {len(failed)} secrets: {sorted(failed)[:3]}")
-    return took
+    return took * 1000
 
 
 def powertools(remote: Remote, names: list[str]) -> float:
@@ -61,11 +119,11 @@ def powertools(remote: Remote, names: list[str]) -> float:
         provider.get(name)
     took = time.perf_counter() - started
     client.close()
-    return took
+    return took * 1000
 
 
-def settings_case(remotes: dict[str, Remote], per_backend: int) -> tuple[float, float]:
-    """(SecretkitSettings() with per_backend fields of each backend, the same fetched in sequence)."""
+def settings_case(remotes: dict[str, Remote], per_backend: int) -> float:
+    """ms of ``SecretkitSettings()`` with ``per_backend`` fields of each backend."""
     from pydantic import SecretStr, create_model
 
     from secretkit.pydantic import Ref, SecretkitSettings
@@ -81,57 +139,56 @@ def settings_case(remotes: dict[str, Remote], per_backend: int) -> tuple[float, 
     model.from_store(store)
     took = time.perf_counter() - started
     store.close()
-    one_by_one = sum(sequential(remotes[s], found) for s, found in refs.items())
-    return took, one_by_one
+    return took * 1000
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 10 secrets at 10 ms")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 10 secrets, one run each")
+    parser.add_argument("--latency", type=float, default=50.0, help="ms added to every response")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per figure (the best is shown)")
+    parser.add_argument("--sequential", action="store_true", help="also time one-by-one fetches")
     args = parser.parse_args()
     counts = [10] if args.quick else [10, 40, 100]
-    latencies = [10] if args.quick else [10, 50]
+    latency = 10.0 if args.quick else args.latency
+    repeat = 1 if args.quick else args.repeat
 
     with running_remotes() as remotes:
         pool = {s: [r.secret(f"cold-{s}-{i}") for i in range(max(counts))] for s, r in remotes.items()}
-        print("cold start, ms (fresh clients each time; N secrets of one backend)")
-        print(
-            f"{'backend':<10}{'N':>5}{'lat':>6}{'sequential':>12}{'secretkit':>11}{'powertools':>12}{'speed-up':>10}"
-        )
-        for latency in latencies:
-            for remote in remotes.values():
-                remote.proxy.set("latency", latency)
-            for scheme in REMOTES:
-                remote = remotes[scheme]
-                for count in counts:
-                    refs = pool[scheme][:count]
-                    one = sequential(remote, refs)
-                    ours = prefetched([remote.backend()], refs)
-                    theirs = "-"
-                    if scheme == "aws-sm":
-                        names = [ref.removeprefix("aws-sm://") for ref in refs]
-                        theirs = f"{powertools(remote, names) * 1000:.0f}"
-                    print(
-                        f"{scheme:<10}{count:>5}{latency:>6}{one * 1000:>12.0f}{ours * 1000:>11.0f}"
-                        f"{theirs:>12}{one / ours:>9.1f}x"
-                    )
-            # All four backends at once: N per backend.
-            for count in counts[:2]:
-                refs = [ref for s in REMOTES for ref in pool[s][:count]]
-                one = sum(sequential(remotes[s], pool[s][:count]) for s in REMOTES)
-                ours = prefetched([remotes[s].backend() for s in REMOTES], refs)
-                print(
-                    f"{'all four':<10}{count * 4:>5}{latency:>6}{one * 1000:>12.0f}{ours * 1000:>11.0f}"
-                    f"{'-':>12}{one / ours:>9.1f}x"
-                )
-        latency = 10 if args.quick else 50
         for remote in remotes.values():
             remote.proxy.set("latency", latency)
-        took, one_by_one = settings_case(remotes, per_backend=5)
+        print(f"cold start at {latency:g} ms per round trip, fresh clients, best of {repeat}")
+        print(f"(round trips = ms / {latency:g}; requests and connections as the proxy saw them)")
+        header = f"{'backend':<10}{'N':>5}{'prefetch ms':>13}{'RTs':>6}{'reqs':>6}{'conns':>6}"
+        header += f"{'N gets ms':>11}{'RTs':>6}"
+        if args.sequential:
+            header += f"{'one by one':>12}{'powertools':>12}"
+        print(header)
+        cases: list[tuple[str, list[Remote], dict[int, list[str]]]] = [
+            (scheme, [remotes[scheme]], {n: pool[scheme][:n] for n in counts}) for scheme in REMOTES
+        ]
+        every = [remotes[s] for s in REMOTES]
+        cases.append(("all four", every, {n: [r for s in REMOTES for r in pool[s][:n]] for n in counts}))
+        for label, involved, by_count in cases:
+            for refs in by_count.values():
+                ours = best(repeat, lambda: prefetched(involved, refs))  # noqa: B023 - called at once
+                gets = best(repeat, lambda: concurrent_gets(involved, refs))  # noqa: B023
+                line = (
+                    f"{label:<10}{len(refs):>5}{ours.ms:>13.0f}{ours.ms / latency:>6.1f}"
+                    f"{ours.requests:>6}{ours.connections:>6}{gets.ms:>11.0f}{gets.ms / latency:>6.1f}"
+                )
+                if args.sequential and len(involved) == 1:
+                    one = sequential(involved[0], refs)
+                    theirs = "-"
+                    if label == "aws-sm":
+                        names = [ref.removeprefix("aws-sm://") for ref in refs]
+                        theirs = f"{powertools(involved[0], names):.0f}"
+                    line += f"{one:>12.0f}{theirs:>12}"
+                print(line, flush=True)
+        took = settings_case(remotes, per_backend=5)
         print(
-            f"\nSecretkitSettings() with 20 remote fields (5 per backend) at {latency} ms: "
-            f"{took * 1000:.0f} ms; the same 20 fetched one by one: {one_by_one * 1000:.0f} ms "
-            f"({one_by_one / took:.1f}x)"
+            f"\nSecretkitSettings() with 20 remote fields (5 per backend): {took:.0f} ms "
+            f"({took / latency:.1f} round trips)"
         )
 
 

@@ -110,6 +110,7 @@ TRAITS: frozenset[str] = frozenset(
         "configuration",
         "consumes_field",
         "deadline",
+        "enforced_deadline",
         "fetch_many",
         "local",
         "option_shapes",
@@ -134,8 +135,13 @@ class BackendBase:
     configuration: bool = False
     #: The total deadline of one call, seconds; ``None``: the store's ``deadline``.
     deadline: float | None = None
-    #: Calls in flight at once; ``None``: the store's ``concurrency``.
+    #: The ceiling of its calls in flight at once (the store's ``concurrency`` caps it too);
+    #: ``None``: the store's. The limit under it adapts to the server (see docs/caching.md).
     concurrency: int | None = None
+    #: Its own transport ends every call within this many seconds (a total deadline, as gRPC's,
+    #: not a socket timeout). When that is within the store's deadline for it, the store calls
+    #: it on the caller's thread instead of a deadline lane. ``None``: it does not.
+    enforced_deadline: float | None = None
     #: The ``?option`` names a reference may carry; ``None``: any (no check).
     options: frozenset[str] | None = None
     #: The shape of each option's value (see ``secretkit._options.Shape``); ``None``: any value.
@@ -172,6 +178,7 @@ class BackendTraits:
         "concurrency",
         "configuration",
         "deadline",
+        "enforced_deadline",
         "fetch_many",
         "local",
         "probe",
@@ -185,6 +192,7 @@ class BackendTraits:
         self.configuration = bool(getattr(backend, "configuration", False))
         self.deadline: float | None = getattr(backend, "deadline", None)
         self.concurrency: int | None = getattr(backend, "concurrency", None)
+        self.enforced_deadline: float | None = getattr(backend, "enforced_deadline", None)
         probe = getattr(backend, "probe", None)
         self.probe: Callable[[str], tuple[Any, Any, Any]] | None = probe if callable(probe) else None
         many = getattr(backend, "fetch_many", None)

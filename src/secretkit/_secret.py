@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 from datetime import UTC, datetime
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
@@ -133,12 +130,16 @@ class Secret(_Redacted, Generic[T]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return False
+        import hmac  # here: hmac and hashlib load OpenSSL, a tenth of `import secretkit`
+
         return hmac.compare_digest(_comparable(self._value), _comparable(other._value))  # type: ignore[attr-defined]
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
     def __hash__(self) -> int:
+        import hashlib
+
         digest = hashlib.blake2b(_comparable(self._value), key=_HASH_KEY, digest_size=8).digest()  # type: ignore[attr-defined]
         return int.from_bytes(digest, "big", signed=True)
 
@@ -185,6 +186,8 @@ def field_value(value: Any, path: str) -> tuple[Any, Any]:
     drops the document first.
     """
     if isinstance(value, (str, bytes, bytearray)):
+        import json  # here: the first JSON field read pays for it, not `import secretkit`
+
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):  # RecursionError: hostile nesting
@@ -263,4 +266,6 @@ def _comparable(value: object) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode("utf-8", "surrogatepass")
+    import json
+
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()

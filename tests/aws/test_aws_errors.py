@@ -19,6 +19,7 @@ from secretkit import (
     SecretRef,
     SecretStore,
 )
+from secretkit._throttled import Throttled
 from secretkit.backends import _aws
 from secretkit.backends.aws import AwsSecretsManagerBackend
 from secretkit.backends.aws_ssm import AwsParameterStoreBackend
@@ -159,8 +160,9 @@ CTX = _aws.ErrorContext("aws-sm", "AWS Secrets Manager", "prod/db", "secretsmana
         ("ExpiredTokenException", 400, AccessDenied, "credentials"),
         ("DecryptionFailure", 400, AccessDenied, "kms:Decrypt"),
         ("KMSAccessDeniedException", 400, AccessDenied, "kms:Decrypt"),
-        ("ThrottlingException", 400, BackendUnavailable, "throttled"),
-        ("TooManyRequestsException", 429, BackendUnavailable, "throttled"),
+        # Throttled: a BackendUnavailable the store's concurrency limiter reads.
+        ("ThrottlingException", 400, Throttled, "throttled"),
+        ("TooManyRequestsException", 429, Throttled, "throttled"),
         ("InternalServiceError", 500, BackendUnavailable, "failed"),
         ("ServiceUnavailable", 503, BackendUnavailable, "failed"),
         ("InvalidParameterException", 400, InvalidReference, "rejected"),

@@ -527,6 +527,9 @@ class _HTTPSServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 drops the connections of a burst (a cold start opens
+    # dozens at once) and the client's TCP retries each after a second: Key Vault does not.
+    request_queue_size = 128
 
     def __init__(
         self,

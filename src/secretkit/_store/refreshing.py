@@ -7,10 +7,10 @@ until its deadline never holds back the refreshes that come due after it.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
+from .._lazylog import log
 from .batching import Batches
 from .policy import TimePolicy
 from .progress import Progress
@@ -20,7 +20,6 @@ from .runner import Runner
 
 __all__ = ["Refresher"]
 
-log = logging.getLogger("secretkit")
 
 # Refresh batches in progress at once.
 _REFRESHERS = 4

@@ -8,7 +8,6 @@ reach backends, refreshing runs in the background, observing tells listeners.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, overload
@@ -16,12 +15,13 @@ from typing import Any, overload
 from .. import _fork
 from .._allow import AllowList
 from .._backend import Backend
-from .._errors import SecretkitError, SecretNotFound, copied
+from .._errors import SecretkitError, copied
 from .._events import AccessListener, Outcome
+from .._lazylog import log as _log
 from .._secret import LiveSecret, Secret
 from .batching import Batches
 from .calls import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE, Calls
-from .loading import Loader, expired
+from .loading import Loader, remembered
 from .observing import Observing, RotateCallback
 from .policy import FRESH, RAISE, SERVE, SERVE_AND_REFRESH, TimePolicy
 from .progress import Flight, Progress
@@ -30,8 +30,6 @@ from .refreshing import Refresher
 from .resolving import Resolver, default_backends
 
 __all__ = ["SecretStore", "live_stores"]
-
-_log = logging.getLogger("secretkit")
 
 
 class SecretStore:
@@ -242,7 +240,7 @@ class SecretStore:
             envd = entry.envd
             if envd is not None and envd.get(entry.env_key) is not entry.env_raw:
                 # The variable was set, changed or deleted: what is held is no longer the answer.
-                return self._loader.start(name, "refresh", inline)
+                return self._loader.start(name, "expired", inline)
             verdict = self._policy.of_held(
                 entry, now, loading=name in progress.flights, queued=name in progress.queued
             )
@@ -258,18 +256,17 @@ class SecretStore:
                     self._observing.emit(name, entry.backend, entry.secret.version, True, 0.0, outcome)
                 return entry.secret
             if verdict == RAISE:
-                assert entry.last_error is not None
-                raise copied(expired(name, entry, entry.last_error, now))
-            return self._loader.start(name, "refresh", inline)
+                error = remembered(name, entry, now)
+                self._observing.remembered(name, error)
+                raise copied(error)
+            return self._loader.start(name, "expired", inline)
         failed = self._records.failed.get(name)
         if (
             failed is not None
             and self._policy.of_failed(failed, now, loading=name in progress.flights) == RAISE
             and not self._resolver.env_holds(name)
         ):
-            if self._hit_listeners:
-                outcome = "not_found" if isinstance(failed.error, SecretNotFound) else "error"
-                self._observing.emit(name, None, None, True, 0.0, outcome, failed.error)
+            self._observing.remembered(name, failed.error)
             raise copied(failed.error)
         self._resolver.check_allowed(name, self._resolver.key(name))
         return self._loader.start(name, "miss", inline)

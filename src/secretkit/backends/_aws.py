@@ -20,6 +20,8 @@ from .._errors import (
 )
 from .._options import Shape, where
 from .._refs import SecretRef
+from .._throttled import Throttled
+from ._defaulted import aws_endpoint_note, noted
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -53,6 +55,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "connect_timeout": 2,
     "read_timeout": 3,
     "retries": {"mode": "standard", "total_max_attempts": 2},
+    # botocore keeps 10 connections: calls in flight past that open one each and drop it.
+    "max_pool_connections": 64,
 }
 
 #: Batch calls (of up to 20 secrets or 10 parameters each) made at once by one fetch_many.
@@ -152,7 +156,8 @@ def call(ctx: ErrorContext, fn: Callable[..., T], /, **kwargs: Any) -> T:
         from botocore.parsers import ResponseParserError
 
         if not isinstance(exc, ResponseParserError):
-            raise map_error(exc, ctx) from exc
+            # Which endpoint and region it fell back on, when nobody chose them.
+            raise noted(map_error(exc, ctx), aws_endpoint_note(getattr(fn, "__self__", None))) from exc
     finally:
         _quiet.on = False
     # Raised outside the ``except`` on purpose: a parser error quotes the raw response body,
@@ -234,8 +239,9 @@ def map_client_error(code: str, message: str, status: int | None, ctx: ErrorCont
             f"secret {ctx.secret!r}: {ctx.service} rejected the request{said}; fix the reference"
         )
     elif code in THROTTLED:
-        err = BackendUnavailable(
-            f"secret {ctx.secret!r}: {ctx.service} throttled the {ctx.scheme} backend{said}"
+        # The store's limiter reads this: fewer calls at once to this backend until it recovers.
+        err = Throttled(
+            f"secret {ctx.secret!r}: {ctx.service} throttled the {ctx.scheme} backend{said}", status=status
         )
     else:
         err = BackendUnavailable(f"secret {ctx.secret!r}: {ctx.service} failed{said}")
@@ -351,6 +357,9 @@ class Clients:
         endpoint_url: str | None,
         client: Any,
         config: Config | None,
+        endpoints: Mapping[str, str] | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
     ) -> None:
         boto3 = import_boto3(scheme)
         from botocore.config import Config
@@ -362,6 +371,8 @@ class Clients:
         if config is not None:
             self._config = self._config.merge(config)
         self._endpoint_url = endpoint_url
+        # A region's own endpoint (a VPC endpoint in each region of a replicated secret).
+        self._endpoints = dict(endpoints or {})
         try:
             self._session = boto3.session.Session(profile_name=profile, region_name=region)
         except ProfileNotFound as exc:
@@ -369,6 +380,12 @@ class Clients:
                 f"the {scheme} backend was given the AWS profile {profile!r}, which is not in the AWS "
                 "config files; fix the name or set AWS_CONFIG_FILE"
             ) from exc
+        if role_arn:
+            from ._aws_assume import assumed_session
+
+            self._session = assumed_session(
+                self._session, role_arn, external_id=external_id, session_name=None, scheme=scheme
+            )
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._built: dict[str | None, Any] = {}
@@ -406,10 +423,11 @@ class Clients:
 
                 refused: ConfigurationError | None = None
                 try:
+                    name = region or self.default_region or ""
                     client = self._session.client(
                         self.service,
                         region_name=region or self.default_region,
-                        endpoint_url=self._endpoint_url,
+                        endpoint_url=self._endpoints.get(name, self._endpoint_url),
                         config=self._config,
                     )
                 except NoRegionError as exc:
@@ -501,6 +519,9 @@ class AwsBackendBase:
         client: Any = None,
         *,
         config: Config | None = None,
+        endpoints: Mapping[str, str] | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
     ) -> None:
         self._clients = Clients(
             scheme=self.scheme,
@@ -510,6 +531,9 @@ class AwsBackendBase:
             endpoint_url=endpoint_url,
             client=client,
             config=config,
+            endpoints=endpoints,
+            role_arn=role_arn,
+            external_id=external_id,
         )
         self._batch_allowed = True
 

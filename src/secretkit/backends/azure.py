@@ -27,6 +27,8 @@ from .._errors import (
 from .._options import Shape, check_options
 from .._options import where as where_ref
 from .._refs import SecretRef
+from .._throttled import Throttled, retry_after
+from ._http import CEILING, THROTTLED, pooled
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -89,6 +91,8 @@ class AzureKeyVaultBackend:
     """
 
     scheme = "azure-kv"
+    #: The most requests in flight at once (the store adapts below it); each client's pool size.
+    concurrency = CEILING
     #: The query options a reference may carry; the store refuses others before asking Key Vault.
     options = _OPTIONS
     #: The shape of each option's value, checked before any call (see ``secretkit._options``).
@@ -156,18 +160,22 @@ class AzureKeyVaultBackend:
         self._lock = threading.Lock()
         self._clients: dict[str, SecretClient] = {}
         self._external: set[str] = set()
+        self._sessions: list[Any] = []  # the pooled sessions of the transports built here
         if client is not None:
             url = _vault_url_or_config_error(client.vault_url, "the client's vault_url")
             self._clients[url] = client
             self._external.add(url)
         #: The default vault's URL: for references that name no vault, and for plain names.
         self.vault_url: str | None = None
+        self._vault_from = ""  # which setting gave it, for errors to say
         if vault_url is not None:
             self.vault_url = _vault_url_or_config_error(vault_url, "vault_url")
+            self._vault_from = "vault_url="
         elif client is not None:
-            self.vault_url = next(iter(self._clients))
+            self.vault_url, self._vault_from = next(iter(self._clients)), "the client's vault_url"
         elif os.environ.get(VAULT_ENV):
             self.vault_url = _vault_url_or_config_error(os.environ[VAULT_ENV], f"${VAULT_ENV}")
+            self._vault_from = VAULT_ENV
         _LIVE.add(self)
 
     def __repr__(self) -> str:
@@ -201,9 +209,22 @@ class AzureKeyVaultBackend:
         with self._lock:
             client = self._clients.get(url)
             if client is None:
-                client = self._client_class(url, self._credential_locked(), **self._client_kwargs)
+                kwargs = self._client_kwargs
+                if "transport" not in kwargs:
+                    kwargs = {**kwargs, "transport": self._pooled_transport()}
+                client = self._client_class(url, self._credential_locked(), **kwargs)
                 self._clients[url] = client
         return client
+
+    def _pooled_transport(self) -> Any:
+        # azure-core's own session keeps 10 connections: past 10 calls in flight each would
+        # open a TLS connection and drop it. The transport takes the timeouts and TLS options.
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+
+        session = pooled(requests.Session())
+        self._sessions.append(session)
+        return RequestsTransport(session=session, session_owner=False, **self._client_kwargs)
 
     def _credential_locked(self) -> TokenCredential:
         if self._credential is None:
@@ -302,9 +323,11 @@ class AzureKeyVaultBackend:
         )
 
         which = f"version {version} of {name!r}" if version else repr(name)
-        where = f"secret {ref.path!r} ({which} in {url})"
+        # The default vault says which setting named it: a reference that names none fell back on it.
+        whence = f", the default vault, from {self._vault_from}" if url == self.vault_url else ""
+        where = f"secret {ref.path!r} ({which} in {url}{whence})"
         if isinstance(exc, ResourceNotFoundError):
-            detail = f"Key Vault {url} has no {which}"
+            detail = f"Key Vault {url}{whence} has no {which}"
             if version and not _VERSION_ID.fullmatch(version):
                 detail += " (Key Vault version ids are 32 hexadecimal characters)"
             return SecretNotFound(ref.path, detail=detail), True
@@ -323,6 +346,14 @@ class AzureKeyVaultBackend:
                 return AccessDenied(
                     f"{where}: Key Vault refuses to read it because it is disabled; enable it "
                     "(az keyvault secret set-attributes --enabled true) or store a new version"
+                ), True
+            if exc.status_code in THROTTLED:
+                headers = getattr(exc.response, "headers", None) or {}
+                return Throttled(
+                    f"{where}: Key Vault answered {exc.status_code} ({code}: {message}); it is "
+                    "throttling, and secretkit sends fewer requests at once until it recovers",
+                    retry_after=retry_after(headers.get("Retry-After")),
+                    status=exc.status_code,
                 ), True
             if exc.status_code == 403:
                 return AccessDenied(
@@ -405,6 +436,7 @@ class AzureKeyVaultBackend:
         # afresh: new clients (and credential) on first use. A client= given stays the caller's.
         self._lock = threading.Lock()
         self._clients = {url: c for url, c in self._clients.items() if url in self._external}
+        self._sessions = []
         if self._owns_credential:
             self._credential, self._owns_credential = None, False
 
@@ -415,8 +447,11 @@ class AzureKeyVaultBackend:
             credential = self._credential if self._owns_credential else None
             if credential is not None:
                 self._credential, self._owns_credential = None, False
+            sessions, self._sessions = self._sessions, []
         for client in clients:
             client.close()
+        for session in sessions:
+            session.close()
         close = getattr(credential, "close", None)
         if callable(close):
             close()

@@ -22,6 +22,8 @@ from .._errors import (
 )
 from .._options import Shape, check_options, where
 from .._refs import SecretRef
+from .._throttled import Throttled, retry_after
+from ._defaulted import noted
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -81,9 +83,17 @@ class GcpSecretManagerBackend:
     Nothing touches the network or Application Default Credentials until the first fetch.
     Each fetch takes at most ``timeout`` seconds, retrying UNAVAILABLE for at most
     ``retry_for`` of them; the store then serves the last good value and backs off.
+    All calls share one gRPC channel (HTTP/2 multiplexes them). When the backend builds that
+    channel itself without looking up Application Default Credentials (an emulator endpoint,
+    or ``credentials=`` given), gRPC enforces ``timeout`` as a total deadline, so a store
+    whose deadline is at least ``timeout`` calls it on the reader's thread.
     """
 
     scheme = SCHEME
+    #: The most calls in flight at once (the store adapts below it); one channel carries them all.
+    concurrency = 64
+    #: Set per instance: ``timeout`` when gRPC's deadline bounds the whole call (see above).
+    enforced_deadline: float | None = None
     #: The query options a reference may carry; the store refuses others before asking the service.
     options = _OPTIONS
     #: The shape of each option's value, checked before any call (see ``secretkit._options``).
@@ -137,6 +147,8 @@ class GcpSecretManagerBackend:
         self._errors = google_exceptions
         self._crc32c = _crc32c_function()
         self.project = project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("GCLOUD_PROJECT")
+        # Where a short reference's project comes from, for errors to say (None: the ADC's).
+        self._project_from = "project=" if project else _first_set("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
         self.endpoint = endpoint
         self.timeout = timeout
         # The SDK's default retries UNAVAILABLE for 60 s: a reader would wait that long on
@@ -155,6 +167,11 @@ class GcpSecretManagerBackend:
         self._owns_client = not ready
         self._adc_project: str | None = None
         self._lock = threading.Lock()
+        # Finding ADC may ask the metadata server with timeouts of its own, and a transport
+        # named or given may be REST: only a channel built here from what was given is timely.
+        builds_grpc = client is None and transport in (None, "grpc")
+        if builds_grpc and (credentials is not None or (endpoint or "").startswith("http://")):
+            self.enforced_deadline = timeout
         _LIVE.add(self)
 
     def __repr__(self) -> str:
@@ -170,7 +187,8 @@ class GcpSecretManagerBackend:
                 request={"name": name}, retry=self._retry, timeout=self.timeout
             )
         except self._errors.GoogleAPIError as exc:
-            raise self._map_error(exc, ref, name, secret_name) from exc
+            err = self._map_error(exc, ref, name, secret_name)
+            raise noted(err, self._fell_back_on(ref, err)) from exc
         # Reading through proto-plus wrappers costs more than the checksum: use the protobuf message.
         message = type(response).pb(response)
         payload = message.payload
@@ -323,6 +341,23 @@ class GcpSecretManagerBackend:
             "or set GOOGLE_CLOUD_PROJECT"
         )
 
+    def _fell_back_on(self, ref: SecretRef, err: SecretkitError) -> str:
+        """What an error about ``ref`` adds: the project and endpoint that nobody named for it."""
+        notes: list[str] = []
+        if "/" not in ref.path:  # a short reference: the backend's project
+            if self._project_from is not None:
+                notes.append(
+                    f"the reference names no project, so {self.project} from {self._project_from} was used"
+                )
+            elif self._adc_project:
+                notes.append(
+                    f"the reference names no project and GOOGLE_CLOUD_PROJECT is not set, so the project "
+                    f"{self._adc_project} of the Application Default Credentials was used"
+                )
+        if isinstance(err, BackendUnavailable) and self.endpoint is None and self._owns_client:
+            notes.append("endpoint= was not given, so Secret Manager's global endpoint was used")
+        return "; ".join(notes)
+
     def _map_error(self, exc: Exception, ref: SecretRef, name: str, secret_name: str) -> SecretkitError:
         errors = self._errors
         message = getattr(exc, "message", None) or str(exc)
@@ -359,6 +394,13 @@ class GcpSecretManagerBackend:
             )
         elif isinstance(exc, errors.InvalidArgument):
             err = InvalidReference(f"secret {ref.path!r}: Secret Manager rejected {name}: {message}")
+        elif isinstance(exc, errors.TooManyRequests):  # RESOURCE_EXHAUSTED: a quota, or load
+            err = Throttled(
+                f"secret {ref.path!r}: Secret Manager refused to read {name} for load or quota "
+                f"({message}); secretkit sends fewer requests at once until it recovers",
+                retry_after=_retry_delay(exc),
+                status=429,
+            )
         else:
             cause = exc.cause if isinstance(exc, errors.RetryError) and exc.cause is not None else exc
             code = getattr(cause, "grpc_status_code", None)
@@ -371,6 +413,15 @@ class GcpSecretManagerBackend:
             )
         err.backend = SCHEME
         return err
+
+
+def _retry_delay(exc: Exception) -> float | None:
+    """The wait a ``google.rpc.RetryInfo`` in the error's details asks for, seconds."""
+    for detail in getattr(exc, "details", None) or ():
+        delay = getattr(detail, "retry_delay", None)
+        if delay is not None:
+            return retry_after(getattr(delay, "seconds", 0) + getattr(delay, "nanos", 0) / 1e9)
+    return None
 
 
 def _last_segment(name: str) -> str | None:
@@ -418,3 +469,7 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _first_set(*names: str) -> str | None:
+    return next((name for name in names if os.environ.get(name)), None)

@@ -34,15 +34,33 @@ from .._errors import (
 )
 from .._options import Shape, check, where
 from .._refs import SecretRef
+from .._throttled import Throttled
+from ._defaulted import noted
+from ._http import CEILING, last_retry_after, pooled
 from ._vault_leases import Issued, VaultLeases
+from ._vault_mounts import VaultMounts
 from ._vault_token import TokenStatus, VaultToken, vault_errors
-from .vault_auth import AppRoleAuth, JwtAuth, KubernetesAuth, Login, TokenAuth, VaultAuth
+from .vault_auth import (
+    AppRoleAuth,
+    AwsIamAuth,
+    CertAuth,
+    JwtAuth,
+    KubernetesAuth,
+    Login,
+    TokenAuth,
+    VaultAuth,
+    auth_from_env,
+)
 
 if TYPE_CHECKING:
     from hvac import Client
 
+    from ._vault_nodes import VaultNodes
+
 __all__ = [
     "AppRoleAuth",
+    "AwsIamAuth",
+    "CertAuth",
     "JwtAuth",
     "KubernetesAuth",
     "Login",
@@ -117,6 +135,11 @@ class VaultBackend:
     thread at 2/3 of its TTL (``close()`` stops it); a token Vault rejects is replaced by
     logging in again once, then the request is retried.
 
+    ``addresses`` lists the nodes of a cluster (``url`` is one address: a node or a load
+    balancer): each request goes to the node that answered last, and to the next one when a
+    node refuses, stops answering or cannot serve, within one time budget; a standby's
+    redirect is followed only to a listed address (see :mod:`~secretkit.backends._vault_nodes`).
+
     ``timeout`` bounds each socket read (seconds; connecting takes at most 2), for reads,
     logins and mount look-ups alike; the store's deadline bounds the whole fetch.
     ``clock`` (monotonic seconds) times tokens and leases, and is there for tests. The
@@ -125,6 +148,8 @@ class VaultBackend:
     """
 
     scheme = "vault"
+    #: The most requests in flight at once (the store adapts below it); the connection pool's size.
+    concurrency = CEILING
     #: The query options a reference may carry (an instance adds its ``post_paths`` parameters);
     #: the store refuses others before asking Vault.
     options: frozenset[str] = _OPTIONS
@@ -132,6 +157,7 @@ class VaultBackend:
     settings = (
         Setting("VAULT_ADDR", shown=True),
         Setting("VAULT_TOKEN"),
+        Setting("VAULT_AUTH_METHOD", shown=True),
         Setting("VAULT_NAMESPACE", shown=True),
         Setting("VAULT_CACERT", shown=True),
         Setting("VAULT_SKIP_VERIFY", shown=True),
@@ -149,6 +175,7 @@ class VaultBackend:
         client: Client | None = None,
         *,
         post_paths: Mapping[str, Iterable[str]] | None = None,
+        addresses: Sequence[str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -157,6 +184,8 @@ class VaultBackend:
             import hvac.exceptions
         except ImportError as exc:
             raise MissingDependency("vault", "hvac", "vault") from exc
+        from ._vault_nodes import VaultNodes  # requests, which comes with hvac
+
         if kv_version not in (None, 1, 2):
             raise ConfigurationError(f"kv_version must be 1 or 2, not {kv_version!r}")
         self._exc: Any = hvac.exceptions
@@ -169,9 +198,19 @@ class VaultBackend:
         # the store abandoned at its deadline (a server dripping its answer) may hold one far
         # longer than any socket timeout; past this the waiter goes ahead without it.
         self._lock_wait = min(CONNECT_TIMEOUT, timeout) + timeout
+        self.nodes: VaultNodes | None = None
+        if addresses is not None and (url is not None or client is not None):
+            raise ConfigurationError("give the vault backend addresses=[...] or url= (or client=), not both")
+        #: What an error adds when the address is one nobody gave (doctor is not the only one to say).
+        self._defaulted = ""
         if client is None:
             env = os.environ
-            address = url or env.get("VAULT_ADDR") or DEFAULT_ADDR
+            address = (addresses[0] if addresses else None) or url or env.get("VAULT_ADDR") or DEFAULT_ADDR
+            if address == DEFAULT_ADDR and not (addresses or url or env.get("VAULT_ADDR")):
+                self._defaulted = f"VAULT_ADDR is not set, so the vault CLI's default {DEFAULT_ADDR} was used"
+            # Validated before hvac sees it; one request's tries over every node fit the time
+            # a caller waits for a lock (one connect and one read).
+            self.nodes = VaultNodes(addresses or [address], budget=self._lock_wait)
             cert = None
             if env.get("VAULT_CLIENT_CERT") and env.get("VAULT_CLIENT_KEY"):
                 cert = (env["VAULT_CLIENT_CERT"], env["VAULT_CLIENT_KEY"])
@@ -185,19 +224,20 @@ class VaultBackend:
                 timeout=(min(CONNECT_TIMEOUT, timeout), timeout),
                 proxies=_proxies_from_env(address),
             )
-            # requests re-reads proxy and CA-bundle variables and ~/.netrc on every request
-            # (a fifth of a loopback read); they were read once above, as VAULT_ADDR is.
-            client.session.trust_env = False
+            # hvac passes verify, cert and proxies with each request; the session picks the node.
+            client.session = self.nodes.session()
         elif auth is None and client.token:
             auth = TokenAuth(token=client.token)
         self._client: Any = client
+        if self._owns_client:
+            pooled(client.session)
         self.url: str = client.url
-        self._auth: VaultAuth = auth if auth is not None else TokenAuth()
+        # No auth= : the method VAULT_AUTH_METHOD names, else a token as the vault CLI finds it.
+        self._auth: VaultAuth = auth if auth is not None else auth_from_env()
         self._mount = mount.strip("/") if mount else None
         self._kv_version = kv_version
         self._clock = clock
-        # mount path (no slashes at the ends) -> (KV version, or 0 when not KV; engine type)
-        self._mounts: dict[str, tuple[int, str]] = {}
+        self._mounts = VaultMounts(self._ask_mount, self._lock_wait)
         self._closed = False
         self._token = VaultToken(
             client, self._auth, errors=self._exc, url=self.url, clock=clock, lock_wait=self._lock_wait
@@ -206,6 +246,8 @@ class VaultBackend:
         _fork.track(self)
 
     def __repr__(self) -> str:
+        if self.nodes is not None and len(self.nodes.addresses) > 1:
+            return f"VaultBackend(addresses={self.nodes.addresses!r}, auth={self._auth!r})"
         return f"VaultBackend(url={self.url!r}, auth={self._auth!r})"
 
     # -- what the tools ask of the class ---------------------------------------------------
@@ -300,54 +342,21 @@ class VaultBackend:
             # A plain name tried by a store's chain ("API_KEY"): not a Vault path, so not
             # here, and the chain moves on.
             raise SecretNotFound(ref.path, detail="a Vault path is <mount>/<name>, e.g. secret/app/db")
-        known = self._known_mount(full)
+        known = self._mounts.learnt(full)
         if known is None:
             default_mount = self._mount or full.partition("/")[0]
             if self._kv_version is not None:
                 known = (default_mount, self._kv_version)
             else:
-                known = self._preflight(ref, full, default_mount)
+                known = self._mounts.find(ref, full, default_mount)
         mount, kv_version = known
         sub = full[len(mount) + 1 :]
         if not sub:
             raise SecretNotFound(ref.path, detail=f"that is the mount {mount!r} itself; name a secret in it")
         return mount, sub, kv_version
 
-    def _known_mount(self, path: str) -> tuple[str, int] | None:
-        mounts = self._mounts
-        cut = path.find("/")
-        while cut > 0:
-            hit = mounts.get(path[:cut])
-            if hit is not None:
-                if not hit[0]:
-                    raise _not_kv(path[:cut], hit[1])
-                return path[:cut], hit[0]
-            cut = path.find("/", cut + 1)
-        return None
-
-    def _preflight(self, ref: SecretRef, path: str, default_mount: str) -> tuple[str, int]:
-        # The vault CLI asks the same endpoint which mount holds a path and its KV version;
-        # any token with a capability on the path may ask.
-        api = f"sys/internal/ui/mounts/{path}"
-        try:
-            response = self._request(
-                ref, api, lambda: self._client.adapter.get("/v1/" + quote(api, safe="/"))
-            )
-        except (AccessDenied, SecretNotFound):
-            # No such mount, or one this token may not see: read it as KV v2 under its
-            # first segment and let that read say what is wrong. Not remembered: the
-            # mount may appear later.
-            return default_mount, 2
-        data = response["data"]
-        mount = str(data["path"]).strip("/")
-        engine = str(data.get("type") or "")
-        kv_version = 0
-        if engine in ("kv", "generic"):
-            kv_version = 2 if str((data.get("options") or {}).get("version") or "1") == "2" else 1
-        self._mounts[mount] = (kv_version, engine)
-        if not kv_version:
-            raise _not_kv(mount, engine)
-        return mount, kv_version
+    def _ask_mount(self, ref: SecretRef, api: str) -> Any:
+        return self._request(ref, api, lambda: self._client.adapter.get("/v1/" + quote(api, safe="/")))
 
     def _fetch_generic(self, ref: SecretRef) -> Fetched:
         method = ref.options.get("method", "GET").upper()
@@ -428,11 +437,15 @@ class VaultBackend:
         """``call()`` with a valid token (see :class:`VaultToken`), its errors mapped for ``ref``."""
         if self._closed:
             raise BackendUnavailable(f"the vault backend for {self.url} is closed; build a new one")
-        return self._token.call(
-            call,
-            lambda exc: _request_error(self._exc, self.url, exc, ref, api_path),
-            lambda: self._rejected(ref),
-        )
+        try:
+            return self._token.call(
+                call,
+                lambda exc: _request_error(self._exc, self.url, exc, ref, api_path),
+                lambda: self._rejected(ref),
+            )
+        except SecretkitError as exc:
+            noted(exc, self._defaulted)
+            raise
 
     def _rejected(self, ref: SecretRef) -> AccessDenied:
         return AccessDenied(
@@ -460,14 +473,11 @@ class VaultBackend:
 
     def _after_fork(self) -> None:
         self._leases.after_fork()
-        if self._owns_client:
-            import requests
-
+        self._mounts.after_fork()
+        if self.nodes is not None:
             # Sharing the parent's pooled connections would interleave two processes'
             # requests on one socket.
-            session = requests.Session()
-            session.trust_env = False
-            self._client.session = session
+            self._client.session = pooled(self.nodes.session())
         # Last: it may start the renewal thread, which must find the child's own session.
         self._token.after_fork()
 
@@ -478,6 +488,11 @@ def _request_error(
     """What a failed request for ``ref`` means, as one of our errors (``errors`` is hvac's)."""
     if isinstance(exc, SecretkitError):
         return exc
+    from ._vault_nodes import NodeError
+
+    if isinstance(exc, NodeError):
+        # It names the nodes tried and what each did (addresses, never a token).
+        return BackendUnavailable(f"the vault backend could not read {ref.path!r}: {exc}")
     if isinstance(exc, errors.InvalidPath):
         return SecretNotFound(ref.path)
     if isinstance(exc, (errors.Forbidden, errors.Unauthorized)):
@@ -486,9 +501,18 @@ def _request_error(
             f"{api_path!r}; grant it in the policy of the token or role "
             f'(path "{api_path}" {{ capabilities = ["read"] }})'
         )
+    if isinstance(exc, errors.RateLimitExceeded):
+        return Throttled(
+            f"the vault backend could not read {ref.path!r}: Vault at {url} refused the request for load "
+            "(429, a rate limit quota); secretkit sends fewer requests at once until it recovers",
+            retry_after=last_retry_after(),
+            status=429,
+        )
     if isinstance(exc, errors.VaultDown):
-        return BackendUnavailable(
-            f"the vault backend could not read {ref.path!r}: Vault at {url} is sealed or unavailable (503)"
+        return Throttled(
+            f"the vault backend could not read {ref.path!r}: Vault at {url} is sealed or unavailable (503)",
+            retry_after=last_retry_after(),
+            status=503,
         )
     if isinstance(exc, errors.InvalidRequest):
         return ConfigurationError(
@@ -560,10 +584,3 @@ def _value(data: Any, ref: SecretRef) -> str | bytes:
         # The decoder's message never quotes its input; ours names only the key.
         # The key is named: it is one the secret has, so a key name, not a value pasted in a reference.
         raise ConfigurationError(f"{where(ref)}: the key {shown(key)} does not hold valid base64") from None
-
-
-def _not_kv(mount: str, engine: str) -> InvalidReference:
-    return InvalidReference(
-        f"the Vault mount {mount!r} is a {engine or 'non-KV'} engine, not KV; "
-        f"read it with ?engine=generic (vault://{mount}/...?engine=generic)"
-    )
