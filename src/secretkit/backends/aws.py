@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._backend import Fetched
-from .._errors import BackendUnavailable, SecretkitError, SecretNotFound
+from .._errors import BackendUnavailable, ConfigurationError, SecretkitError, SecretNotFound
 from .._options import Shape, check_options
 from .._refs import SecretRef
 from . import _aws
+from ._aws_regions import Regions
 
 if TYPE_CHECKING:
-    pass
+    from botocore.config import Config
 
 __all__ = ["AwsSecretsManagerBackend"]
 
@@ -45,6 +46,15 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER``, profiles and instance
     roles. ``client`` supplies a ready boto3 client for the default region (it is not closed
     by :meth:`close`); ``config`` is merged over secretkit's timeouts and retries.
+    ``role_arn`` (with ``external_id``) reads as another account's role: boto3's credentials
+    assume it on first use and botocore refreshes its credentials (docs/auth.md).
+
+    ``regions`` lists the regions a secret is replicated to, primary first (instead of
+    ``region``): a call that fails for want of the primary (connect error, 5xx, throttling)
+    goes to the next region, where the replica has the same value and ``VersionId``; a
+    reference whose ``?region=`` or ARN names a region reads that region only.
+    ``region_endpoints`` maps a region to its own endpoint URL (a VPC endpoint per region).
+    See :mod:`~secretkit.backends._aws_regions`.
     """
 
     scheme = "aws-sm"
@@ -59,6 +69,42 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
     endpoint_variable = "AWS_ENDPOINT_URL_SECRETS_MANAGER"
     #: What ``secretkit doctor`` reports as this backend's configuration.
     settings = _aws.settings(endpoint_variable)
+
+    def __init__(
+        self,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        client: Any = None,
+        *,
+        config: Config | None = None,
+        regions: Sequence[str] | None = None,
+        region_endpoints: Mapping[str, str] | None = None,
+        role_arn: str | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        #: The replica regions and their health; ``None`` with one region.
+        self.regions: Regions | None = None
+        if regions is not None:
+            if region is not None or client is not None:
+                raise ConfigurationError(
+                    "give the aws-sm backend regions=[...] or region= (or client=), not both"
+                )
+            self.regions = Regions(regions, region_endpoints)
+            region, config = self.regions.primary, self.regions.config(config)
+        elif region_endpoints:
+            raise ConfigurationError("region_endpoints= goes with regions=[...]")
+        # role_arn: read another account's secrets as its role (sts:AssumeRole, with external_id).
+        super().__init__(
+            region,
+            profile,
+            endpoint_url,
+            client,
+            config=config,
+            endpoints=region_endpoints,
+            role_arn=role_arn,
+            external_id=external_id,
+        )
 
     @classmethod
     def pending_reference(cls, ref: SecretRef) -> SecretRef | None:
@@ -86,9 +132,13 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
             # staging-label moves consistent on every implementation of the API.
             request["VersionStage"] = _CURRENT
         ctx = self._context(ref.path, "secretsmanager:GetSecretValue")
-        client = self._clients.get(region)
-        response = _aws.call(ctx, client.get_secret_value, **request)
-        return _fetched(response, ref.path)
+        if region is None and self.regions is not None:
+            return self.regions.call(lambda name: self._get(name, request, ctx))
+        return self._get(region, request, ctx)
+
+    def _get(self, region: str | None, request: dict[str, Any], ctx: _aws.ErrorContext) -> Fetched:
+        response = _aws.call(ctx, self._clients.get(region).get_secret_value, **request)
+        return _fetched(response, ctx.secret)
 
     def fetch_many(self, refs: Sequence[SecretRef]) -> Mapping[SecretRef, Fetched | Exception]:
         """``AWSCURRENT`` of up to 20 secrets per ``BatchGetSecretValue`` call, per region.
@@ -103,6 +153,14 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
         return _batchable(ref)
 
     def _fetch_chunk(
+        self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
+    ) -> None:
+        if region is None and self.regions is not None:
+            self.regions.chunk(lambda name, part: self._fetch_chunk_in(name, chunk, part), chunk, out)
+        else:
+            self._fetch_chunk_in(region, chunk, out)
+
+    def _fetch_chunk_in(
         self, region: str | None, chunk: list[SecretRef], out: dict[SecretRef, Fetched | Exception]
     ) -> None:
         ids = list(dict.fromkeys(ref.path for ref in chunk))
@@ -156,7 +214,10 @@ class AwsSecretsManagerBackend(_aws.AwsBackendBase):
 
     def _region_of(self, ref: SecretRef) -> str | None:
         check_options(self, ref)
-        return self._clients.normal(_aws.pick_region(ref, _SERVICE, self.scheme))
+        region = _aws.pick_region(ref, _SERVICE, self.scheme)
+        if self.regions is not None:
+            return region  # None fails over; a region named, even the primary, is pinned
+        return self._clients.normal(region)
 
 
 def _batchable(ref: SecretRef) -> bool:

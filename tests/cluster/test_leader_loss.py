@@ -1,0 +1,180 @@
+"""Losing the leader of a real three-node OpenBao cluster under load, twice.
+
+Eight threads read 20 held secrets whose refresh is due, one thread reads secrets nobody
+has read yet, and the backend's token renews every few seconds; then the active node is
+killed (an election follows), brought back, and the next active node is killed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from secretkit import SecretStore
+from secretkit.backends.vault import TokenAuth
+from servers.openbao_cluster import OpenBaoCluster, OpenBaoNode
+
+pytestmark = pytest.mark.slow
+
+HELD = 20
+READERS = 8
+COLD_EVERY = 0.05  # one cold read every 50 ms
+TOKEN_TTL = 12  # seconds: renewed every 8 s
+
+
+@dataclass
+class Load:
+    """Readers of held and cold secrets, and what they saw."""
+
+    store: SecretStore
+    held: list[str]
+    cold: list[str]
+    stop: threading.Event = field(default_factory=threading.Event)
+    held_reads: int = 0
+    held_failures: list[str] = field(default_factory=list)
+    longest_held_wait: float = 0.0
+    # (started, finished, error or None), monotonic seconds
+    cold_reads: list[tuple[float, float, str | None]] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._read_held, args=(i,)) for i in range(READERS)]
+        self.threads.append(threading.Thread(target=self._read_cold))
+        for thread in self.threads:
+            thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _read_held(self, offset: int) -> None:
+        names = self.held[offset:] + self.held[:offset]
+        while not self.stop.is_set():
+            for name in names:
+                began = time.monotonic()
+                try:
+                    self.store.get(name).reveal()
+                except Exception as exc:
+                    self.held_failures.append(f"{name}: {type(exc).__name__}: {exc}")
+                waited = time.monotonic() - began
+                self.longest_held_wait = max(self.longest_held_wait, waited)
+                self.held_reads += 1
+            time.sleep(0.001)
+
+    def _read_cold(self) -> None:
+        for name in self.cold:
+            if self.stop.is_set():
+                return
+            began = time.monotonic()
+            error = None
+            try:
+                self.store.get(name).reveal()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self.cold_reads.append((began, time.monotonic(), error))
+            time.sleep(COLD_EVERY)
+
+
+@dataclass
+class Fault:
+    """What one leader loss did, in seconds from the kill."""
+
+    killed: str
+    elected: str
+    election: float
+    first_cold_success: float | None
+    longest_cold_read: float
+    cold_failures: int
+    cold_failures_after_election: int
+    renewals_after: int
+
+
+def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, settle: float) -> Fault:
+    leader = cluster.active()
+    renewals = backend.token_status().renewals
+    killed_at = time.monotonic()
+    cluster.stop_node(leader, kill=True)
+    new: OpenBaoNode = cluster.active(timeout=30)
+    elected_at = time.monotonic()
+    # Long enough for the token to renew (every 8 s) on the new leader.
+    deadline = elected_at + settle
+    while time.monotonic() < deadline or backend.token_status().renewals <= renewals:
+        assert time.monotonic() < elected_at + 3 * TOKEN_TTL, "the token stopped renewing"
+        time.sleep(0.1)
+    after = [r for r in load.cold_reads if r[0] >= killed_at]
+    successes = [end - killed_at for _, end, error in after if error is None]
+    failures = [r for r in after if r[2] is not None]
+    return Fault(
+        killed=leader.name,
+        elected=new.name,
+        election=elected_at - killed_at,
+        first_cold_success=min(successes) if successes else None,
+        longest_cold_read=max((end - began for began, end, _ in after), default=0.0),
+        cold_failures=len(failures),
+        # A cold read that began once the new leader was active (and the node list had a moment
+        # to notice) must succeed.
+        cold_failures_after_election=sum(1 for began, _, _ in failures if began > elected_at + 0.5),
+        renewals_after=backend.token_status().renewals - renewals,
+    )
+
+
+def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rotation(
+    cluster: OpenBaoCluster, make_backend: Any
+) -> None:
+    """Held reads never fail, cold reads resume once a leader is elected, the token keeps renewing."""
+    run = uuid.uuid4().hex[:8]
+    for i in range(HELD):
+        cluster.admin("POST", f"/v1/secret/data/app/{run}/held-{i}", {"data": {"v": f"held-{i}"}})
+    cold_count = 400
+    for i in range(cold_count):
+        cluster.admin("POST", f"/v1/secret/data/app/{run}/cold-{i}", {"data": {"v": f"cold-{i}"}})
+    cluster.put(f"app/{run}/last", {"v": "written after the others"})  # waits for replication
+    token = cluster.token(["reader"], ttl=f"{TOKEN_TTL}s", renewable=True)
+    backend = make_backend(auth=TokenAuth(token))
+    # Refresh due after about a second, so held secrets refresh all through the faults.
+    store = SecretStore([backend], ttl=2.0, refresh_ahead=0.5, max_stale=600, backoff_base=0.2, backoff_max=2)
+    held = [f"vault://secret/app/{run}/held-{i}#v" for i in range(HELD)]
+    cold = [f"vault://secret/app/{run}/cold-{i}#v" for i in range(cold_count)]
+    rotations: list[str] = []
+    for name in held:
+        store.on_rotate(name, lambda old, new, name=name: rotations.append(name))
+        store.get(name)
+    load = Load(store, held, cold)
+    load.start()
+    try:
+        time.sleep(2.0)
+        first = _lose_leader(cluster, load, backend, settle=4.0)
+        restarted = next(node for node in cluster.nodes if node.name == first.killed)
+        cluster.start_node(restarted)
+        cluster.healthy()
+        time.sleep(1.0)
+        second = _lose_leader(cluster, load, backend, settle=4.0)
+        load.finish()
+        # The token is alive on the last leader: a secret nobody read yet reads.
+        last = store.get(f"vault://secret/app/{run}/last#v").reveal()
+    finally:
+        load.finish()
+        store.close()
+    cold_done = len(load.cold_reads)
+    print(
+        f"\nleader loss under load: {load.held_reads} held reads, longest held wait "
+        f"{load.longest_held_wait * 1000:.1f} ms, {cold_done} cold reads; requests per node "
+        f"{backend.nodes.requests_per_node()}"
+    )
+    for fault in (first, second):
+        print(f"  {fault}")
+    assert load.held_failures == []
+    assert rotations == []
+    for fault in (first, second):
+        assert fault.killed != fault.elected
+        assert fault.first_cold_success is not None
+        assert fault.cold_failures_after_election == 0, load.cold_reads
+        assert fault.renewals_after >= 1
+    assert cold_done > 100  # the cold reader kept going through both faults
+    assert last == "written after the others"
