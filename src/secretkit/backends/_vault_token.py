@@ -24,6 +24,8 @@ log = logging.getLogger("secretkit.vault")
 
 #: A token or a lease is renewed when this fraction of its life has passed (as Vault Agent does).
 RENEW_AT = 2.0 / 3.0
+#: Seconds between two looks (a ``stat``) at the auth method's credential files.
+CHECK_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class VaultToken:
         self._renew_at: float | None = None
         self._logins = 0
         self._renewals = 0
+        self._next_check = 0.0
         self._new_sync()
 
     def _new_sync(self) -> None:
@@ -115,9 +118,32 @@ class VaultToken:
         if generation:
             expires = self._expires
             if expires is None or self._clock() < expires or not self.auth.relogin:
-                return generation
+                if self._credential_changed():
+                    self._login_on_change(generation)
+                return self._generation
         self._login(generation)
         return self._generation
+
+    def _credential_changed(self) -> bool:
+        """Whether the auth method's credential files changed since its login (a stat, once a second)."""
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + CHECK_EVERY
+        changed = getattr(self.auth, "changed", None)
+        return bool(self.auth.relogin and changed is not None and changed())
+
+    def _login_on_change(self, generation: int) -> None:
+        try:
+            self._login(generation)
+        except SecretkitError as exc:
+            # A half-written or wrong new file must not cost the token that still works.
+            log.warning(
+                "vault: a credential file of %s changed, but logging in with it failed (%s); "
+                "keeping the current token",
+                self.auth.method,
+                type(exc).__name__,
+            )
 
     def _login(self, seen: int) -> None:
         """Log in, unless another thread already replaced the token generation ``seen``."""
@@ -126,10 +152,17 @@ class VaultToken:
                 return
             try:
                 login = self.auth.login(self._client)
-            except SecretkitError:
-                raise
             except Exception as exc:
-                raise self._login_error(exc) from exc
+                error = exc if isinstance(exc, SecretkitError) else self._login_error(exc)
+                if seen and not isinstance(error, BackendUnavailable):
+                    # Logging in worked before: a refusal now is an outage of the login, not a
+                    # verdict on the secrets, and the store serves held values within max_stale.
+                    raise BackendUnavailable(
+                        f"the vault backend could not log in again with {self.auth!r}: {error}"
+                    ) from exc
+                if error is exc:
+                    raise
+                raise error from exc
             self._client.token = login.token
             self._adopt(login)
 
@@ -167,6 +200,11 @@ class VaultToken:
                 f"the vault backend could not log in with {self.auth!r} ({vault_errors(exc)}); "
                 "check the auth method's mount, role and credentials"
             )
+        from ._vault_nodes import NodeError  # requests, which comes with hvac
+
+        if isinstance(exc, NodeError):
+            # It names the nodes tried and what each did (addresses, never a token).
+            return BackendUnavailable(f"the vault backend could not log in with {self.auth!r}: {exc}")
         return BackendUnavailable(
             f"the vault backend could not log in to {self._url} with {self.auth!r} ({type(exc).__name__}); "
             "check that Vault is reachable"
