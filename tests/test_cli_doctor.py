@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,81 @@ def test_a_missing_extra_is_reported_with_the_pip_command(
     assert any('pip install "secretkit[aws]"' in problem for problem in data["problems"])
     text = run_cli("doctor", env=env, cwd=workdir)
     assert 'aws       not installed (pip install "secretkit[aws]")' in text.out, text.describe()
+
+
+def test_every_extra_installed_here_is_reported_installed(workdir: Path, env: dict[str, str]) -> None:
+    """This venv has every extra: doctor finds each one's modules from its metadata (PyYAML's is ``yaml``)."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = set(pyproject["project"]["optional-dependencies"]) - {"all", "test"}
+    result, data = doctor_json(env=env, cwd=workdir)
+    assert result.code == 0, result.describe()
+    assert extras <= set(data["extras"])
+    missing = {extra: dists for extra, dists in data["extras"].items() if not all(dists.values())}
+    assert missing == {}
+    assert data["extras"]["otel"]["opentelemetry-api"] and data["extras"]["sops"]["pyyaml"]
+    text = run_cli("doctor", env=env, cwd=workdir)
+    assert "not installed" not in text.out and " missing" not in text.out, text.describe()
+
+
+GCP_VERSIONS = ("", "_v1", "_v1beta1", "_v1beta2")
+
+
+def fake_distributions(directory: Path) -> Path:
+    """secretkit's metadata with more extras, first on the path: one names a distribution that is not
+    installed, one a distribution whose module was deleted, one a distribution with no RECORD."""
+    directory.mkdir(parents=True, exist_ok=True)
+    requires = [
+        'pyyaml>=6; extra == "sops"',
+        'no-such-distribution-for-doctor>=1; extra == "fake"',
+        'ghost-sdk>=1; extra == "ghost"',
+        'Listed.SDK>=1; extra == "listed"',
+    ]
+    own = directory / "secretkit-0.0.0.dist-info"
+    own.mkdir()
+    (own / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: secretkit\nVersion: 0.0.0\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires)
+    )
+    ghost = directory / "ghost_sdk-1.0.dist-info"
+    ghost.mkdir()
+    (ghost / "METADATA").write_text("Metadata-Version: 2.1\nName: ghost-sdk\nVersion: 1.0\n")
+    (ghost / "RECORD").write_text("ghost_sdk/__init__.py,,\nghost_sdk-1.0.dist-info/METADATA,,\n")
+    # No RECORD, as some installers leave: its top_level.txt names a module that is there.
+    listed = directory / "listed_sdk-2.0.dist-info"
+    listed.mkdir()
+    (listed / "METADATA").write_text("Metadata-Version: 2.1\nName: listed-sdk\nVersion: 2.0\n")
+    (listed / "top_level.txt").write_text("listed_module\n")
+    (directory / "listed_module.py").write_text("")
+    return directory
+
+
+def test_a_missing_distribution_is_still_reported_missing(
+    tmp_path: Path, workdir: Path, env: dict[str, str]
+) -> None:
+    """Not installed, installed without its module, or its namespace package unimportable: each is missing."""
+    path = os.pathsep.join(
+        [
+            str(fake_distributions(tmp_path / "dists")),
+            # google-cloud-secret-manager adds its packages to the shared `google` namespace: the
+            # namespace being importable does not make it installed.
+            str(blocker(tmp_path / "block", *(f"google.cloud.secretmanager{v}" for v in GCP_VERSIONS))),
+        ]
+    )
+    _, data = doctor_json(env={**env, "PYTHONPATH": path}, cwd=workdir)
+    extras = data["extras"]
+    assert extras["fake"] == {"no-such-distribution-for-doctor": None}
+    assert extras["ghost"] == {"ghost-sdk": None}
+    assert extras["listed"] == {"listed.sdk": "2.0"}  # found by the module its metadata names
+    assert extras["sops"]["pyyaml"]  # the one that is there is still found
+    assert extras["gcp"]["google-cloud-secret-manager"] is None
+    text = run_cli("doctor", env={**env, "PYTHONPATH": path}, cwd=workdir)
+    assert (
+        'fake      not installed (pip install "secretkit[fake]"): no-such-distribution-for-doctor missing'
+        in (text.out)
+    ), text.describe()
+    assert 'ghost     not installed (pip install "secretkit[ghost]"): ghost-sdk missing' in text.out
 
 
 def test_doctor_imports_no_sdk(tmp_path: Path, workdir: Path, env: dict[str, str]) -> None:

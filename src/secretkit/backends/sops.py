@@ -9,12 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .._backend import Fetched
-from .._errors import AccessDenied, ConfigurationError, InvalidReference, SecretNotFound
+from .._errors import (
+    AccessDenied,
+    BackendUnavailable,
+    ConfigurationError,
+    InvalidReference,
+    SecretNotFound,
+)
 from .._localfile import UnsafeFile, read_local_bytes
 from .._redact import remember
 from .._refs import SecretRef
@@ -28,6 +36,13 @@ __all__ = ["SopsBackend", "decrypt_dotenv", "describe", "is_sops_file"]
 
 # The module-level helpers share one data-key cache; each backend has its own.
 _SHARED_KEYS = DataKeys()
+#: Files a backend keeps decrypted (paths come from references: kept small).
+_MAX_OPENED = 64
+#: Values of one file kept ready by field.
+_MAX_FIELDS = 1024
+#: A file modified this close to when it was read may have changed again within the same
+#: timestamp tick (coarse clocks, 1-2 s on some file systems): its bytes are compared, not its stat.
+_RACY_NS = 2_000_000_000
 
 
 class SopsBackend:
@@ -38,10 +53,12 @@ class SopsBackend:
     comes back as JSON (a binary file: its content). Relative paths are relative to the
     working directory. Built with a file, ``SopsBackend("secrets.enc.env")``, it also serves
     plain names from that file (``API_KEY``, ``db.password``), so it can sit in a chain.
-    The file is read, its MAC checked and its values decrypted on every
-    fetch, so an edited or re-encrypted file is seen on the next one; the data key is
-    recovered once (one age / KMS / transit call) and kept while the file's key entries
-    stay the same. A file whose MAC does not match is refused whole (``AccessDenied``).
+    A SOPS file is a local file: a store re-reads it about once a second, as it does a ``.env``
+    file, so an edit (``sops set``) is seen within a second and is a rotation. A re-read is a
+    ``stat`` while the file is unchanged (size, mtime, inode, ctime); a changed file is read,
+    its MAC checked and its values decrypted again. The data key is recovered once (one age /
+    KMS / transit call, within ``deadline`` seconds) and kept while the file's key entries stay
+    the same. A file whose MAC does not match is refused whole (``AccessDenied``).
     Only encrypted values are served; a file's key entries reach a Vault address, AWS role or
     profile only when it is ``VAULT_ADDR`` or named in ``vault_addresses`` / ``kms_roles`` /
     ``aws_profiles`` (docs/backends/sops.md, "Trust model").
@@ -52,6 +69,8 @@ class SopsBackend:
     options: frozenset[str] = frozenset()
     #: ``#field`` is a path inside the document, applied here (YAML, INI and dotenv are not JSON).
     consumes_field = True
+    #: A file on this machine: re-read about once a second, not cached for the store's TTL.
+    local = True
 
     def __init__(
         self,
@@ -61,12 +80,17 @@ class SopsBackend:
         vault_allow_http: bool = False,
         kms_roles: Iterable[str] = (),
         aws_profiles: Iterable[str] = (),
+        deadline: float = 5.0,
     ) -> None:
         # A file's key entries are not authenticated: these name the key services, AWS roles and
         # profiles they may point at beyond VAULT_ADDR (docs/backends/sops.md, "Trust model").
         self.path = None if path is None else Path(path).absolute()
         policy = KeyServicePolicy.build(vault_addresses, vault_allow_http, kms_roles, aws_profiles)
         self._keys = DataKeys(policy)
+        # The store calls a local backend on the reader's thread, with no deadline of its own:
+        # recovering a data key (KMS, transit, an age key command) is the one step that can hang.
+        self.deadline = deadline
+        self._opened: dict[Path, _Opened] = {}
 
     def __repr__(self) -> str:
         return "SopsBackend()" if self.path is None else f"SopsBackend({str(self.path)!r})"
@@ -84,30 +108,64 @@ class SopsBackend:
             )
         file, field = self._target(ref)
         try:
-            fmt, plain, version = _open(Path(file), self._keys)
+            opened = self._open(Path(file))
         except FileNotFoundError:
             raise SecretNotFound(ref.path, detail="no such file") from None
-        # Only authenticated values are in `plain` (values.py): the lookup says why one is not.
-        document: Any = lookup(plain, "data", file) if fmt == "binary" else plain
-        if field is None:
-            value: str | bytes = document if isinstance(document, (str, bytes)) else _json(document)
-            _remember_document(plain)
-            return Fetched(value, version=version)
-        if fmt == "binary":
-            # A binary file holding a JSON object behaves as a JSON secret does.
-            try:
-                document = json.loads(document)
-            except ValueError:
-                raise ConfigurationError(
-                    f"SOPS file {file!r} is a binary file, not JSON, so it has no field "
-                    f"{field!r}; drop the #field"
-                ) from None
-        found = lookup(document, field, file)
-        _remember_document(plain)
-        return Fetched(_as_text(found), version=version)
+        # A re-check of an unchanged file is a stat and this look-up, not a walk of the document.
+        value = opened.values.get(field)
+        if value is None:
+            value = _value(opened, field, file)
+            if len(opened.values) < _MAX_FIELDS:  # fields come from references: keep it small
+                opened.values[field] = value
+        return Fetched(value, version=opened.version)
 
     def close(self) -> None:
+        self._opened.clear()
         self._keys.close()
+
+    def _open(self, path: Path) -> _Opened:
+        """``path`` decrypted: as last time while its stat is unchanged, else read again."""
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        try:
+            signature = _signature(path)
+        except FileNotFoundError:
+            self._opened.pop(path, None)
+            raise
+        except (OSError, ValueError):  # unreadable, or no file can have that path: the read says why
+            self._opened.pop(path, None)
+            signature = None
+        opened = self._opened.get(path)
+        if (
+            opened is not None
+            and signature is not None
+            and opened.signature == signature
+            and signature[0] < opened.read_at - _RACY_NS
+        ):
+            return opened
+        read_at = time.time_ns()
+        data = _read(path)
+        digest = hashlib.sha256(data).digest()
+        if opened is not None and opened.digest == digest:
+            # Touched, or recently written, but the same bytes: nothing to decrypt.
+            opened.read_at, opened.signature = read_at, signature
+            return opened
+        fmt, plain, version = _decrypt(path, data, self._data_key)
+        opened = _Opened(signature, read_at, digest, fmt, plain, version)
+        # Every value of the file, not just the one asked for: the others are secrets too.
+        # Registered while the decrypted file is kept, and for the released window after.
+        remember(plain, owner=opened)
+        if signature is not None:
+            if len(self._opened) >= _MAX_OPENED:
+                self._opened.clear()
+            self._opened[path] = opened
+        return opened
+
+    def _data_key(self, metadata: dict[str, Any], file: str) -> bytes:
+        known = self._keys.known(metadata)
+        if known is not None:
+            return known
+        return _within(self.deadline, file, lambda: self._keys.get(metadata, file))
 
     def _target(self, ref: SecretRef) -> tuple[str, str | None]:
         """The file to read and the path inside it."""
@@ -206,25 +264,111 @@ def describe(path: str | os.PathLike[str]) -> list[str]:
     return lines
 
 
+class _Opened:
+    """One decrypted file, kept while its stat is unchanged; its values stay registered while it is kept."""
+
+    __slots__ = ("__weakref__", "digest", "fmt", "plain", "read_at", "signature", "values", "version")
+
+    def __init__(
+        self,
+        signature: tuple[int, ...] | None,
+        read_at: int,
+        digest: bytes,
+        fmt: str,
+        plain: dict[str, Any],
+        version: str,
+    ) -> None:
+        self.signature, self.read_at, self.digest = signature, read_at, digest
+        self.fmt, self.plain, self.version = fmt, plain, version
+        #: The values fetched from it so far, by field (``None``: the whole document).
+        self.values: dict[str | None, str | bytes] = {}
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    """What changes when the file at ``path`` (a symlink: the file it names) is written or replaced.
+
+    The modification time comes first: a file modified within ``_RACY_NS`` of a read is compared
+    by its bytes, because a file system's timestamps may be too coarse to tell two writes apart.
+    """
+    info = os.stat(path)
+    return (info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns, info.st_dev)
+
+
 def _open(path: Path, keys: DataKeys) -> tuple[str, dict[str, Any], str]:
-    """``(format, decrypted tree, version)``; the version is a hash of the file's bytes."""
+    """``(format, decrypted tree, version)`` of the file at ``path``, read now."""
     if not path.is_absolute():
         path = Path.cwd() / path
+    return _decrypt(path, _read(path), keys.get)
+
+
+def _read(path: Path) -> bytes:
     try:
-        data = read_local_bytes(path)
+        return read_local_bytes(path)
     except PermissionError:
         raise AccessDenied(f"SOPS file {str(path)!r} cannot be read (permission denied)") from None
     except UnsafeFile as exc:
         raise ConfigurationError(
             f"SOPS file {str(path)!r} {exc.why}; point the sops backend at a regular file"
         ) from None
+
+
+def _decrypt(
+    path: Path, data: bytes, data_key: Callable[[dict[str, Any], str], bytes]
+) -> tuple[str, dict[str, Any], str]:
+    """``(format, decrypted tree, version)`` of a file's bytes; the version is a hash of them."""
     doc: SopsDocument = parse_document(path, data)
-    key = keys.get(doc.metadata, str(path))
+    key = data_key(doc.metadata, str(path))
     try:
         plain = decrypt_tree(doc.tree, doc.metadata, key)
     except TreeRefused as exc:
         raise AccessDenied(f"SOPS file {str(path)!r} is refused: {exc}") from None
     return doc.format, plain, hashlib.sha256(data).hexdigest()[:16]
+
+
+def _within(deadline: float, file: str, recover: Callable[[], bytes]) -> bytes:
+    """``recover()`` on a thread the reader stops waiting for after ``deadline`` seconds.
+
+    The abandoned recovery runs on until the key service's own timeouts end it; it holds the
+    data-key flight, so readers meanwhile wait for it rather than each calling the service.
+    """
+    box: list[bytes | BaseException] = []
+
+    def run() -> None:
+        try:
+            box.append(recover())
+        except BaseException as exc:  # handed to the reader, whatever it is
+            box.append(exc)
+
+    thread = threading.Thread(target=run, name="secretkit-sops-key", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if not box:
+        raise BackendUnavailable(
+            f"SOPS file {file!r}: no key service returned its data key within the {deadline:g} s "
+            "deadline; check that the KMS or Vault transit service it names is reachable"
+        )
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _value(opened: _Opened, field: str | None, file: str) -> str | bytes:
+    """The value ``field`` names in a decrypted file (the whole document for ``None``)."""
+    # Only authenticated values are in `plain` (values.py): the lookup says why one is not.
+    document: Any = lookup(opened.plain, "data", file) if opened.fmt == "binary" else opened.plain
+    if field is None:
+        return document if isinstance(document, (str, bytes)) else _json(document)
+    if opened.fmt == "binary":
+        # A binary file holding a JSON object behaves as a JSON secret does.
+        try:
+            document = json.loads(document)
+        except ValueError:
+            raise ConfigurationError(
+                f"SOPS file {file!r} is a binary file, not JSON, so it has no field "
+                f"{field!r}; drop the #field"
+            ) from None
+    return _as_text(lookup(document, field, file))
 
 
 def _names_a_file(path: str) -> bool:
@@ -255,11 +399,6 @@ def _as_text_str(value: Any) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=_as_text_str)
-
-
-def _remember_document(plain: dict[str, Any]) -> None:
-    # Every value of the file, not just the one asked for: the others are secrets too.
-    remember(plain)
 
 
 def _could_open(kind: str, entry: dict[str, Any], recipients: set[str] | None) -> str:

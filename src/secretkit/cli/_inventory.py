@@ -21,17 +21,8 @@ from ._output import error_message
 from ._probes import Reach, reach_all
 from ._urls import shown_setting
 
-# Import names of the SDK distributions the extras install (find_spec needs the module).
-_IMPORT_NAMES = {
-    "boto3": "boto3",
-    "hvac": "hvac",
-    "google-cloud-secret-manager": "google.cloud.secretmanager",
-    "grpcio": "grpc",
-    "azure-keyvault-secrets": "azure.keyvault.secrets",
-    "azure-identity": "azure.identity",
-    "pydantic": "pydantic",
-    "pydantic-settings": "pydantic_settings",
-}
+#: Files of a distribution that are importable modules on their own (``_cffi_backend.*.so``).
+_MODULE_SUFFIXES = (".py", ".so", ".pyd")
 
 
 @dataclass
@@ -64,20 +55,72 @@ class BackendReport:
 
 
 def installed_version(dist: str) -> str | None:
-    """The version of ``dist`` if its module can be imported, without importing it."""
+    """The version of ``dist`` if a module it provides can be found, without importing it.
+
+    The modules are the ones the distribution records (its ``RECORD`` files, else its
+    ``top_level.txt``), never a guess from its name: PyYAML provides ``yaml``,
+    opentelemetry-api ``opentelemetry.trace``, google-cloud-secret-manager
+    ``google.cloud.secretmanager``. ``None`` when it is not installed, or when none of its
+    modules can be found (deleted, or blocked from this interpreter).
+    """
     import importlib.metadata
+
+    try:
+        distribution = importlib.metadata.distribution(dist)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    modules = provided_modules(distribution)
+    if modules and not any(_findable(module) for module in modules):
+        return None
+    # A distribution that records no module (metadata only) is installed as far as anyone can tell.
+    return distribution.version or "?"
+
+
+def provided_modules(distribution: Any) -> list[str]:
+    """The importable modules an installed ``importlib.metadata.Distribution`` provides, sorted.
+
+    A package is named by its shallowest ``__init__.py``, so a distribution that adds
+    ``google/cloud/secretmanager`` to the shared ``google`` namespace is found by its own package.
+    """
+    files = distribution.files
+    if not files:  # no RECORD: the top-level names its metadata declares
+        import importlib.metadata
+
+        name = _canonical(distribution.metadata["Name"] or "")
+        return sorted(
+            module
+            for module, owners in importlib.metadata.packages_distributions().items()
+            if module.isidentifier() and any(_canonical(owner) == name for owner in owners)
+        )
+    packages: set[tuple[str, ...]] = set()
+    names: set[str] = set()
+    for file in files:
+        parts = file.parts
+        if not parts or not parts[0].isidentifier():  # ../bin, *.dist-info, *.data, *.pth
+            continue
+        if parts[-1] == "__init__.py":
+            packages.add(parts[:-1])
+        elif len(parts) == 1 and file.suffix in _MODULE_SUFFIXES:
+            names.add(parts[0].partition(".")[0])
+    names.update(
+        ".".join(package)
+        for package in packages
+        if not any(package[:depth] in packages for depth in range(1, len(package)))
+    )
+    return sorted(name for name in names if all(part.isidentifier() for part in name.split(".")))
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _findable(module: str) -> bool:
     import importlib.util
 
-    module = _IMPORT_NAMES.get(dist, dist.replace("-", "_"))
     try:
-        if importlib.util.find_spec(module) is None:
-            return None
+        return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
-        return None
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
+        return False
 
 
 def _extra_packages() -> dict[str, list[str]]:
@@ -109,13 +152,7 @@ def extras_report() -> dict[str, dict[str, str | None]]:
 
 
 def _module_present(target: str) -> bool:
-    import importlib.util
-
-    module = target.partition(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+    return _findable(target.partition(":")[0])
 
 
 def backends_report(references: Mapping[str, str]) -> list[BackendReport]:

@@ -73,9 +73,18 @@ class DataKeys:
         #: Calls made to a key service (age decryption counts as one): for stats and benchmarks.
         self.key_service_calls = 0
 
+    def known(self, metadata: dict[str, Any]) -> bytes | None:
+        """The data key of a file with these key entries, if one was recovered; asks no key service."""
+        fingerprint = _fingerprint(key_groups(metadata))
+        with self._lock:
+            key = self._keys.get(fingerprint)
+            if key is not None:
+                self._keys.move_to_end(fingerprint)
+            return key
+
     def get(self, metadata: dict[str, Any], file: str) -> bytes:
         groups = key_groups(metadata)
-        fingerprint = hashlib.sha256(json.dumps(groups, sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = _fingerprint(groups)
         with self._lock:
             key = self._keys.get(fingerprint)
             if key is not None:
@@ -261,6 +270,12 @@ class DataKeys:
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             raise _Unreachable(f"Vault could not be reached ({type(exc).__name__})") from None
         return base64.b64decode(response["data"]["plaintext"])
+
+
+def _fingerprint(groups: list[dict[str, list[dict[str, Any]]]]) -> str:
+    # The encrypted copies of the data key: the same while `sops set` edits values, new after
+    # `sops rotate` or `sops updatekeys`.
+    return hashlib.sha256(json.dumps(groups, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _vault_token() -> str | None:
