@@ -29,8 +29,6 @@ from ._resolve import as_text, resolve_all
 from ._rotation import RotationWatch, notice, poll_interval
 from ._template import Template, parse_template
 
-__all__ = ["command"]
-
 #: Rotations closer together than this make one render.
 SETTLE = 1.0
 #: The longest an --exec command may run before it is killed and reported.

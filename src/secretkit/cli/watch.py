@@ -27,8 +27,6 @@ from ._resolve import as_text
 from ._rotation import RotationWatch, notice, poll_interval
 from ._supervise import Child, Masks, StopForwarder
 
-__all__ = ["MAX_CRASHES", "SETTLE", "STEADY", "supervise", "watch_store"]
-
 #: Rotations closer together than this make one restart (one rotation job, several secrets).
 SETTLE = 1.0
 #: A child that fails sooner than this after a restart is restarted again, with backoff.
