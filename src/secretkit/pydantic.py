@@ -46,14 +46,13 @@ from ._settings.errors import (
     scrub_json_documents,
 )
 from ._settings.isolation import current as current_isolation
-from ._settings.sources import (
-    NONE,
+from ._settings.local_sources import (
     SecretkitDotEnvSettingsSource,
     SecretkitEnvSettingsSource,
     SecretkitSecretsSettingsSource,
-    SecretkitSettingsSource,
     secretkit_version_of,
 )
+from ._settings.store_source import NONE, SecretkitSettingsSource
 from ._settings.values import Ref, Resolved, changed, check_reference
 from ._store import SecretStore
 

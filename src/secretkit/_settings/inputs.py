@@ -18,9 +18,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
-from .._api import _marks_secret
 from .._redact import redact, url_passwords
 from .._secret import MASK, Secret
+from .._secret_names import marks_secret as _marks_secret
 from .values import MaskedBytes, MaskedStr
 
 _SECRET_TYPES = (SecretStr, SecretBytes, Secret, MaskedStr, MaskedBytes)

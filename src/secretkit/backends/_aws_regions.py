@@ -1,4 +1,7 @@
-"""AWS replica regions for one backend: the primary first, a replica when the primary fails.
+"""AWS regions: the one a reference names, and a backend's replicas, tried when the primary fails.
+
+A reference names its region with ``?region=`` or in its ARN (:func:`pick_region`), checked
+against the shape of a region name (:data:`REGION`) before botocore builds a host from it.
 
 Secrets Manager replicates a secret to the regions its owner chose, and a replica keeps the
 primary's ``VersionId``: reading it from a replica is not a rotation. When a call in the
@@ -17,8 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._errors import BackendUnavailable, ConfigurationError, SecretkitError
-from ._aws import REGION
+from .._errors import BackendUnavailable, ConfigurationError, InvalidReference, SecretkitError
+from .._options import Shape, where
 from ._failover import Candidates
 
 if TYPE_CHECKING:
@@ -26,9 +29,36 @@ if TYPE_CHECKING:
 
     from .._refs import SecretRef
 
-__all__ = ["Regions"]
+__all__ = ["REGION", "Regions", "arn_region", "pick_region"]
 
 T = TypeVar("T")
+
+
+def arn_region(path: str, service: str) -> str | None:
+    """The region named in an ARN of ``service`` (``arn:aws:secretsmanager:eu-west-1:...``)."""
+    if not path.startswith("arn:"):
+        return None
+    parts = path.split(":", 5)
+    if len(parts) == 6 and parts[2] == service and parts[3]:
+        return parts[3]
+    return None
+
+
+def pick_region(ref: SecretRef, service: str, scheme: str) -> str | None:
+    """``?region=`` or the ARN's region; a reference that says two different regions is refused."""
+    option = ref.options.get("region") or None
+    in_arn = arn_region(ref.path, service)
+    if option and in_arn and option != in_arn:
+        raise InvalidReference(
+            f"{where(ref)} names a region in ?region= that is not its ARN's ({in_arn!r}); "
+            "drop ?region= (the ARN's region is used)"
+        )
+    return option or in_arn
+
+
+#: The shape of an AWS region name (us-east-1, us-gov-west-1, eu-isoe-west-1): checked before
+#: botocore builds an endpoint from it, which fails as an outage and quotes the value.
+REGION = Shape(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}", "an AWS region name, such as eu-west-1")
 
 
 class Regions:
