@@ -102,6 +102,55 @@ def test_a_name_that_does_not_resolve_is_a_problem(workdir: Path, env: dict[str,
     assert "NOWHERE: secret 'NOWHERE' not found" in result.out
 
 
+def test_a_variable_holding_a_mistyped_reference_is_a_problem_named_without_its_value(
+    workdir: Path, env: dict[str, str]
+) -> None:
+    """A mistyped scheme in the environment or ./.env is a problem naming the variable and the scheme meant.
+
+    ``aws-sn://``, ``AWS-SM://``, ``aws_sm://``, ``aws-sm:/``, ``Vualt://``. Neither the value
+    nor the scheme as written is shown; a well-formed reference, another protocol's URL and
+    a value with ":/" in it are no problem.
+    """
+    path = "prod/doctor-typo-path-81#password"
+    (workdir / ".env").write_text(
+        f"API_KEY={API_KEY}\nDOTENV_TOKEN=Vualt://{path}\nDB_USER=aws-sn://from-dotenv\n"
+    )
+    env = {
+        **env,
+        "DB_USER": f"aws-sn://{path}",  # the environment wins over ./.env, as in the chain
+        "DB_PASSWORD": f"AWS-SM://{path}",
+        "API_TOKEN": f"aws_sm://{path}",
+        "SIGNING_KEY": f"aws-sm:/{path}",
+        "DATABASE_URL": "postgres://app:url-pw-never-shown-5c@db/app",
+        "FINE_SECRET": f"file://{workdir}/absent",
+        "NOTE": "note:/tmp/x",
+    }
+    result, data = doctor_json(
+        env=env, cwd=workdir, secrets=[*SECRETS, "doctor-typo-path-81", "url-pw-never-shown-5c"]
+    )
+    assert result.code == 1, result.describe()
+    for written in ("aws-sn", "AWS-SM", "aws_sm", "Vualt"):
+        assert written not in result.out and written not in result.err
+    assert data["mistyped_references"] == [
+        {"name": "API_TOKEN", "meant": "aws-sm", "mistake": "scheme", "where": "environment"},
+        {"name": "DB_PASSWORD", "meant": "aws-sm", "mistake": "scheme", "where": "environment"},
+        {"name": "DB_USER", "meant": "aws-sm", "mistake": "scheme", "where": "environment"},
+        {"name": "DOTENV_TOKEN", "meant": "vault", "mistake": "scheme", "where": "./.env"},
+        {"name": "SIGNING_KEY", "meant": "aws-sm", "mistake": "slash", "where": "environment"},
+    ]
+    problems = "\n".join(data["problems"])
+    assert "DB_PASSWORD: the scheme of its reference is mistyped (did you mean aws-sm://?)" in problems
+    assert (
+        "DOTENV_TOKEN in ./.env: the scheme of its reference is mistyped (did you mean vault://?)" in problems
+    )
+    assert "SIGNING_KEY: its reference to aws-sm:// has one slash (write aws-sm://...)" in problems
+    assert not any(name in problems for name in ("DATABASE_URL", "NOTE"))
+    text = run_cli("doctor", env=env, cwd=workdir, secrets=[*SECRETS, "doctor-typo-path-81"])
+    assert text.code == 1, text.describe()
+    text.assert_no_secret()
+    assert "  - API_TOKEN: the scheme of its reference is mistyped (did you mean aws-sm://?)" in text.out
+
+
 def test_a_malformed_env_file_is_a_problem_not_a_crash(workdir: Path, env: dict[str, str]) -> None:
     """A ./.env that cannot be parsed is listed as a problem; the rest of the report is still given."""
     (workdir / ".env").write_text("not a KEY=VALUE line '\n")

@@ -14,7 +14,8 @@ import pytest
 import secretkit
 from secretkit import SecretStore, _redact, _redact_engine
 from secretkit._redact import StreamRedactor
-from secretkit._redact_engine import MIN_LENGTH, Matcher, forms, replace
+from secretkit._redact_engine import MIN_LENGTH, Matcher, replace
+from secretkit._redact_forms import forms
 from secretkit.backends import EnvBackend, MemoryBackend
 
 
@@ -217,10 +218,46 @@ def test_bytes_are_registered_in_the_forms_they_decode_to() -> None:
 
 
 def test_json_leaves_are_registered_and_tiny_ones_are_not() -> None:
-    """A JSON secret's string and number leaves count; leaves under MIN_LENGTH or a descriptive key do not."""
-    found = set(forms('{"user": "app", "password": "pw-123456", "pin": 54321, "on": true, "Port": 5432}'))
+    """A JSON secret's strings and its numbers under a secret key count; tiny or descriptive ones do not."""
+    found = set(
+        forms('{"user": "app", "password": "pw-123456", "pin_secret": 54321, "on": true, "Port": 5432}')
+    )
     assert {"pw-123456", "54321"} <= found
-    assert "app" not in found and "True" not in found and "5432" not in found
+    assert "app" not in found and "True" not in found and "true" not in found and "5432" not in found
+
+
+def test_the_numbers_and_flags_of_a_json_secret_stay_readable_in_logs(handler_output: io.StringIO) -> None:
+    """A timeout, a port or a flag of a JSON secret is configuration: a log line that prints it is not masked.
+
+    A number under a key that marks it as secret (``SECRET_NAME_MARKERS``), or under such a
+    key further up, stays masked, as do the string fields, the whole document, and a number
+    read on its own as a secret (``#port``).
+    """
+    document = json.dumps(
+        {
+            "timeout": 730_041,
+            "service": {"port": 46_519, "retries": 3, "ratio": 0.8125, "debug": True},
+            "ids": [918_273, 564_738],
+            "pin_secret": 402_917,
+            "credentials": {"pin": 771_302},
+            "password": "cfg-json-pw-41c7e2",
+        }
+    )
+    backend = MemoryBackend({"CFG": document, "ALONE": '{"port": 58213}'})
+    store = SecretStore([], reference_backends=[backend])
+    assert store.get("memory://CFG#password").reveal() == "cfg-json-pw-41c7e2"
+    assert store.get("memory://ALONE#port").reveal() == 58213
+    log().info(
+        "timeout=730041 port=46519 ratio=0.8125 debug=true ids=918273,564738 alone=58213",
+        extra={"extra_field": "-"},
+    )
+    log().info("pin=402917 nested=771302 pw=cfg-json-pw-41c7e2 doc=%s", document, extra={"extra_field": "-"})
+    text = handler_output.getvalue()
+    assert "timeout=730041 port=46519 ratio=0.8125 debug=true ids=918273,564738 " in text
+    assert "58213" not in text  # picked as a secret of its own
+    assert "402917" not in text and "771302" not in text  # under a key that marks a secret
+    assert "cfg-json-pw-41c7e2" not in text
+    assert "doc=**********" in text
 
 
 def brute_force_spans(values: list[str], text: str) -> list[tuple[int, int]]:
@@ -284,7 +321,17 @@ def test_log_redaction_layers_import_one_way() -> None:
     package = Path(secretkit.__file__).parent
     # Each module, and the redaction modules it must not import (they stand above it).
     above = {
-        "_redact_engine": {"_redact", "_redact_objects", "_redact_exceptions", "_redact_logs"},
+        "_redact_engine": {
+            "_redact",
+            "_redact_forms",
+            "_redact_objects",
+            "_redact_exceptions",
+            "_redact_logs",
+            "_api",
+            "_secret_names",
+        },
+        "_redact_forms": {"_redact", "_redact_objects", "_redact_exceptions", "_redact_logs", "_api"},
+        "_secret_names": {"_redact", "_redact_engine", "_redact_forms", "_api"},
         "_redact": {"_redact_objects", "_redact_exceptions", "_redact_logs"},
         "_redact_objects": {"_redact_exceptions", "_redact_logs"},
         "_redact_exceptions": {"_redact_logs"},

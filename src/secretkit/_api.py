@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, NoReturn, TypeVar, overload
 
@@ -13,6 +13,7 @@ from . import _fork
 from ._backend import Backend
 from ._errors import InvalidReference, SecretNotFound
 from ._secret import LiveSecret, Secret
+from ._secret_names import SECRET_NAME_MARKERS, marks_secret, set_secret_name_markers
 from ._store import RotateCallback, SecretStore
 
 __all__ = [
@@ -119,52 +120,8 @@ def _swap(store: SecretStore | None) -> SecretStore | None:
     return old
 
 
-#: What in a variable's name marks its value as a secret (matched anywhere in the name,
-#: case-insensitively). ``getenv``/``environ`` register such values for log redaction;
-#: other configuration (``APP_ENV=production``, ``PORT=8080``) stays readable in logs.
-#: Values that came through a reference or from a secret file are always registered.
-SECRET_NAME_MARKERS: tuple[str, ...] = (
-    "AUTH",
-    "CERT",
-    "COOKIE",
-    "CREDENTIAL",
-    "CREDS",
-    "DSN",
-    "KEY",
-    "PASSPHRASE",
-    "PASSWD",
-    "PASSWORD",
-    "PRIVATE",
-    "SALT",
-    "SECRET",
-    "SESSION",
-    "SIGNING",
-    "TOKEN",
-)
-
-_markers: tuple[str, ...] = SECRET_NAME_MARKERS
-_marked: dict[str, bool] = {}
-
-
-def set_secret_name_markers(markers: Iterable[str]) -> None:
-    """Replace the words that mark a variable's name as holding a secret (see ``SECRET_NAME_MARKERS``).
-
-    ``set_secret_name_markers([*secretkit.SECRET_NAME_MARKERS, "DATABASE_URL"])`` adds one.
-    """
-    global _markers
-    _markers = tuple(m.upper() for m in markers)
-    _marked.clear()
-
-
-def _marks_secret(name: str) -> bool:
-    marked = _marked.get(name)
-    if marked is None:
-        upper = name.upper()
-        marked = any(marker in upper for marker in _markers)
-        if len(_marked) >= 4096:
-            _marked.clear()  # names come from callers: keep the memo small
-        _marked[name] = marked
-    return marked
+#: Kept under this name for the modules that import it from here (the CLI, settings inputs).
+_marks_secret = marks_secret
 
 
 def _read(key: str) -> Secret[Any]:

@@ -1,7 +1,7 @@
 """Which values are secret right now, and masking them in text and streams.
 
 A value is registered when a Secret is built (on a cache miss, never on the hot read path),
-in every form it can take once written out (see :func:`~secretkit._redact_engine.forms`).
+in every form it can take once written out (see :func:`~secretkit._redact_forms.forms`).
 It stays registered while something holds it: a Secret (the store's cache holds one for
 each cached value) or an owner passed to :func:`remember`. When the last holder is
 collected, the value joins a window of the most recently released values, since the text
@@ -24,7 +24,8 @@ from typing import AnyStr, Generic, Literal, overload
 from urllib.parse import unquote
 
 from . import _fork
-from ._redact_engine import MIN_LENGTH, Matcher, forms, merge, replace
+from ._redact_engine import MIN_LENGTH, Matcher, merge, replace
+from ._redact_forms import forms
 
 __all__ = ["MIN_LENGTH", "REPLACEMENT", "StreamRedactor", "redact", "remember"]
 

@@ -8,9 +8,10 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _registry
 from .._api import default_store
 from .._errors import ConfigurationError, SecretNotFound
-from .._refs import SecretRef, looks_like_reference
+from .._refs import SecretRef, looks_like_reference, near_miss
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
 from ._inventory import backends_report, check_reachability, extras_report
@@ -26,11 +27,15 @@ def command(args: argparse.Namespace) -> int:
 
     store = default_store()
     problems: list[str] = []
+    dotenv = True
     try:
         references = references_in_environment()
     except ConfigurationError as exc:  # a malformed ./.env is a finding, not the end of the report
         problems.append(error_message(exc))
         references = references_in_environment(dotenv=False)
+        dotenv = False
+    mistyped = mistyped_references(dotenv=dotenv)
+    problems += [_mistyped_problem(entry) for entry in mistyped]
     chain = [{"scheme": b.scheme, "detail": _describe_backend(b)} for b in store.backends]
     extras = extras_report()
     backends = backends_report(references)
@@ -63,6 +68,7 @@ def command(args: argparse.Namespace) -> int:
                 "extras": extras,
                 "backends": [b.as_json() for b in backends],
                 "references": sorted(shown_name(var) for var in references),
+                "mistyped_references": mistyped,
                 "names": traces,
                 "sops_files": sops_files,
                 "problems": problems,
@@ -108,6 +114,42 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     say("no problems found")
     return EXIT_OK
+
+
+def mistyped_references(*, dotenv: bool = True) -> list[dict[str, str]]:
+    """Variables holding a reference whose scheme is mistyped (``aws-sn://``, ``AWS-SM://``, ``aws-sm:/``).
+
+    The library, ``check`` and ``run`` refuse such a value rather than use it as the secret;
+    here each is named with the scheme it was meant to be and where it is set (the
+    environment, else ./.env, as the default chain reads them). Never the value, nor the
+    scheme as written: the rest of a mistyped value may be anything.
+    """
+    from ..backends.dotenv import DotenvBackend
+
+    known = _registry.known_schemes()
+    sources: list[tuple[str, Mapping[str, str]]] = [("environment", os.environ)]
+    if dotenv:
+        sources.append(("./.env", DotenvBackend(".env").values()))
+    found: dict[str, dict[str, str]] = {}
+    for where, variables in sources:
+        for var, value in variables.items():
+            if var in found or (where != "environment" and var in os.environ):
+                continue  # the environment wins over ./.env, as in the default chain
+            if ":/" in value and (miss := near_miss(value, known)) is not None:
+                written, meant = miss
+                kind = "slash" if written == meant else "scheme"
+                found[var] = {"name": shown_name(var), "meant": meant, "mistake": kind, "where": where}
+    return [found[var] for var in sorted(found)]
+
+
+def _mistyped_problem(entry: Mapping[str, str]) -> str:
+    meant = entry["meant"]
+    if entry["mistake"] == "slash":
+        what = f"its reference to {meant}:// has one slash (write {meant}://...)"
+    else:
+        what = f"the scheme of its reference is mistyped (did you mean {meant}://?)"
+    where = "" if entry["where"] == "environment" else f" in {entry['where']}"
+    return f"{entry['name']}{where}: {what}; secretkit refuses the value rather than use it as the secret"
 
 
 def _describe_backend(backend: Any) -> str:
