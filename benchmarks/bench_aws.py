@@ -34,6 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _results import add_json_option, write_json
+
 import secretkit
 from secretkit import Fetched, SecretRef, SecretStore
 from secretkit.backends.aws import AwsSecretsManagerBackend
@@ -265,8 +267,10 @@ def bench_one_refresh(server: MotoServer, admin: Any) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations; never fails on timing")
+    add_json_option(parser)
     args = parser.parse_args()
     number, repeat, rounds = (2_000, 3, 20) if args.quick else (200_000, 9, 300)
+    results: dict[str, Any] = {"quick": args.quick, "threads": THREADS}
 
     misses: list[str] = []
     with MotoServer() as server:
@@ -278,6 +282,7 @@ def main() -> int:
         )
 
         rows = bench_cached_read(admin, number, repeat)
+        results["cached_read"] = [{"label": label, "ns": ns, "x_secretkit": x} for label, ns, x in rows]
         print("1. cached read (cache hit)               median ns/op   x secretkit")
         for label, ns, ratio in rows:
             print(f"   {label:<40} {ns:>10.0f}   {ratio:>9.1f}")
@@ -287,13 +292,20 @@ def main() -> int:
                 misses.append(f"cached read only {speedup:.1f}x faster than {label.split()[0]}")
 
         print(f"\n2. requests on the wire from {THREADS} threads reading one cold secret")
-        for label, calls in bench_cold_readers(server, admin):
+        results["cold_readers"] = readers = dict(bench_cold_readers(server, admin))
+        for label, calls in readers.items():
             shown = ", ".join(f"{op} {n}" for op, n in sorted(calls.items())) or "none"
             print(f"   {label:<28} {shown}")
             if label == "secretkit" and calls != {"GetSecretValue": 1}:
                 misses.append(f"{THREADS} cold readers made {calls}, not 1 GetSecretValue")
 
         raw_us, ours_us, overhead, own_us = bench_cold_fetch(server, admin, rounds)
+        results["cold_fetch"] = {
+            "raw_us": raw_us,
+            "secretkit_us": ours_us,
+            "overhead_pct": overhead,
+            "own_us": own_us,
+        }
         print("\n3. cold fetch                             median µs")
         print(f"   raw boto3 get_secret_value               {raw_us:>9.0f}")
         print(
@@ -305,8 +317,12 @@ def main() -> int:
             misses.append(f"a cold fetch adds {overhead:.1f}% to a raw boto3 call")
 
         print("\n4. requests per simulated hour, 20 secrets read every second, TTL 300 s")
+        per_hour: dict[str, dict[str, int]] = {}
+        results["requests_per_hour"] = per_hour
         for batching in (True, False):
-            calls = bench_requests_per_hour(server, admin, batching)
+            calls = per_hour["batching" if batching else "no_batching"] = bench_requests_per_hour(
+                server, admin, batching
+            )
             shown = ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
             print(
                 f"   {'with batching' if batching else 'without batching':<28} "
@@ -314,13 +330,15 @@ def main() -> int:
             )
         # Lives are 270-300 s (jitter 0.1) and refreshes start at 80 % of them: about 16 rounds.
         print("   (ideal with batching: one call per refresh round, about 17 including the prefetch)")
-        refresh = bench_one_refresh(server, admin)
+        results["one_refresh"] = refresh = bench_one_refresh(server, admin)
         print(
             f"   one refresh of 20 due secrets: {', '.join(f'{op} {n}' for op, n in sorted(refresh.items()))}"
         )
         if refresh != {"BatchGetSecretValue": 1}:
             misses.append(f"refreshing 20 due secrets made {refresh}")
 
+    results["targets_missed"] = misses
+    write_json(args.json, results)
     print()
     if misses:
         print("targets missed: " + "; ".join(misses))

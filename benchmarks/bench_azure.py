@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _results import add_json_option, write_json  # noqa: E402
 from _rounds import interleaved  # noqa: E402
 from azure.keyvault.secrets import SecretClient  # noqa: E402
 
@@ -49,6 +50,7 @@ def report(title: str, samples: dict[str, list[float]], baseline: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    add_json_option(parser)
     args = parser.parse_args()
     miss_rounds, client_rounds = (60, 15) if args.quick else (600, 120)
 
@@ -131,6 +133,18 @@ def main() -> int:
         / statistics.median(fresh["new SecretClient + get_secret (raw SDK)"]),
     )
     print(f"\nbackend over raw SDK, worst median ratio: {worst:.3f} (target: under 1.10)")
+    write_json(
+        args.json,
+        {
+            "quick": args.quick,
+            "rounds": miss_rounds,
+            "miss_us": {label: statistics.median(values) * 1e6 for label, values in misses.items()},
+            "miss_baseline": "SecretClient.get_secret (raw SDK)",
+            "new_client_us": {label: statistics.median(values) * 1e6 for label, values in fresh.items()},
+            "own_work_us": own * 1e6,
+            "worst_backend_ratio": worst,
+        },
+    )
     return 0
 
 

@@ -1,8 +1,9 @@
 """Cold start over a slow network, counted in round trips: prefetch and concurrent cold reads.
 
 Run by hand: ``python benchmarks/bench_coldstart.py`` (``--quick`` for a smoke run, which
-never fails on timing; ``--sequential`` adds one-by-one fetches and Powertools for
-comparison). It starts moto, OpenBao and the local GCP and Azure servers, each behind the
+never fails on timing; ``--sequential`` adds one-by-one fetches, for all four backends
+their sum, and Powertools for comparison; ``--json PATH`` writes the figures as JSON).
+It starts moto, OpenBao and the local GCP and Azure servers, each behind the
 fault-injecting proxy of ``tests/servers/faultproxy.py`` adding ``--latency`` ms (50 by
 default) to every response, and times, from fresh clients each time (connecting, TLS and
 logging in count):
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +29,9 @@ from typing import Annotated, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from network._remotes import REMOTES, Remote, running_remotes
+from _results import add_json_option, write_json
+
+from network._remotes import REMOTES, ColdReaders, Remote, running_remotes
 from secretkit import SecretRef, SecretStore
 
 
@@ -61,31 +63,13 @@ def prefetched(remotes: list[Remote], refs: list[str]) -> Run:
 
 def concurrent_gets(remotes: list[Remote], refs: list[str]) -> Run:
     store = SecretStore([], reference_backends=[r.backend() for r in remotes])
-    barrier = threading.Barrier(len(refs) + 1)
-    failures: list[BaseException] = []
-
-    def read(ref: str) -> None:
-        barrier.wait()
-        try:
-            store.get(ref)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=read, args=(ref,)) for ref in refs]
-    for thread in threads:
-        thread.start()
-
-    def go() -> None:
-        barrier.wait()
-        for thread in threads:
-            thread.join()
-
     try:
-        run = measured(remotes, go)
+        readers = ColdReaders(store, refs)
+        run = measured(remotes, readers.go)
     finally:
         store.close()
-    if failures:
-        raise SystemExit(f"{len(failures)} cold gets failed: {type(failures[0]).__name__}")
+    if readers.failures:
+        raise SystemExit(f"{len(readers.failures)} cold gets failed: {type(readers.failures[0]).__name__}")
     return run
 
 
@@ -122,8 +106,10 @@ def powertools(remote: Remote, names: list[str]) -> float:
     return took * 1000
 
 
-def settings_case(remotes: dict[str, Remote], per_backend: int) -> float:
-    """ms of ``SecretkitSettings()`` with ``per_backend`` fields of each backend."""
+def settings_case(
+    remotes: dict[str, Remote], per_backend: int, one_by_one: bool
+) -> tuple[float, float | None]:
+    """ms of ``SecretkitSettings()`` with ``per_backend`` fields per backend, and of fetching them in turn."""
     from pydantic import SecretStr, create_model
 
     from secretkit.pydantic import Ref, SecretkitSettings
@@ -139,7 +125,8 @@ def settings_case(remotes: dict[str, Remote], per_backend: int) -> float:
     model.from_store(store)
     took = time.perf_counter() - started
     store.close()
-    return took * 1000
+    sequential_ms = sum(sequential(remotes[s], found) for s, found in refs.items()) if one_by_one else None
+    return took * 1000, sequential_ms
 
 
 def main() -> None:
@@ -148,10 +135,14 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=50.0, help="ms added to every response")
     parser.add_argument("--repeat", type=int, default=2, help="runs per figure (the best is shown)")
     parser.add_argument("--sequential", action="store_true", help="also time one-by-one fetches")
+    add_json_option(parser)
     args = parser.parse_args()
     counts = [10] if args.quick else [10, 40, 100]
     latency = 10.0 if args.quick else args.latency
     repeat = 1 if args.quick else args.repeat
+    rows: list[dict[str, object]] = []
+    # Per backend and count; the four backends' sum is what one application reading all in turn pays.
+    one_by_one: dict[tuple[str, int], float] = {}
 
     with running_remotes() as remotes:
         pool = {s: [r.secret(f"cold-{s}-{i}") for i in range(max(counts))] for s, r in remotes.items()}
@@ -177,19 +168,45 @@ def main() -> None:
                     f"{label:<10}{len(refs):>5}{ours.ms:>13.0f}{ours.ms / latency:>6.1f}"
                     f"{ours.requests:>6}{ours.connections:>6}{gets.ms:>11.0f}{gets.ms / latency:>6.1f}"
                 )
+                row: dict[str, object] = {
+                    "backend": label,
+                    "secrets": len(refs),
+                    "prefetch_ms": ours.ms,
+                    "prefetch_requests": ours.requests,
+                    "prefetch_connections": ours.connections,
+                    "gets_ms": gets.ms,
+                }
                 if args.sequential and len(involved) == 1:
-                    one = sequential(involved[0], refs)
+                    one = one_by_one[label, len(refs) // len(involved)] = sequential(involved[0], refs)
+                    row["one_by_one_ms"] = one
                     theirs = "-"
                     if label == "aws-sm":
                         names = [ref.removeprefix("aws-sm://") for ref in refs]
-                        theirs = f"{powertools(involved[0], names):.0f}"
+                        row["powertools_ms"] = ms = powertools(involved[0], names)
+                        theirs = f"{ms:.0f}"
                     line += f"{one:>12.0f}{theirs:>12}"
+                elif args.sequential:
+                    one = sum(one_by_one[s, len(refs) // len(involved)] for s in REMOTES)
+                    row["one_by_one_ms"] = one
+                    line += f"{one:>12.0f}{'-':>12}"
+                rows.append(row)
                 print(line, flush=True)
-        took = settings_case(remotes, per_backend=5)
+        took, one_ms = settings_case(remotes, per_backend=5, one_by_one=args.sequential)
         print(
             f"\nSecretkitSettings() with 20 remote fields (5 per backend): {took:.0f} ms "
             f"({took / latency:.1f} round trips)"
+            + ("" if one_ms is None else f"; the same 20 fetched one by one: {one_ms:.0f} ms")
         )
+    write_json(
+        args.json,
+        {
+            "quick": args.quick,
+            "latency_ms": latency,
+            "repeat": repeat,
+            "rows": rows,
+            "settings": {"fields": 20, "secretkit_ms": took, "one_by_one_ms": one_ms},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import timeit
 from typing import Any
 
 import cachetools
+from _results import add_json_option, write_json
 
 import secretkit
 from secretkit import Fetched, SecretRef, SecretStore
@@ -221,8 +222,10 @@ def bench_import(repeat: int) -> tuple[float, float, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run")
+    add_json_option(parser)
     args = parser.parse_args()
     number, repeat = (20_000, 3) if args.quick else (200_000, 25)
+    results: dict[str, object] = {"quick": args.quick}
 
     print(f"secretkit core benchmarks (python {sys.version.split()[0]}, {'quick' if args.quick else 'full'})")
     print()
@@ -232,8 +235,12 @@ def main() -> None:
         verdict = "" if bound is None else f"{bound:>6.1f}x {'within' if ratio <= bound else 'OVER'}"
         print(f"{label:<50} {ns:>10.0f} {ratio:>13.2f}x {verdict}")
     print()
+    results["hot_path"] = {
+        label: {"ns": ns, "vs_environ": ratio, "bound": bound} for label, ns, ratio, bound in rows
+    }
 
     ours, diy = bench_cold_readers(32)
+    results["cold_readers"] = {"threads": 32, "secretkit_calls": ours, "diy_calls": diy}
     print(
         f"32 threads reading one cold key: secretkit {ours} backend call(s); DIY TTLCache+Lock {diy} call(s)"
     )
@@ -247,18 +254,29 @@ def main() -> None:
     print(
         f"  of which the handoff to a deadline lane, for a backend that does not enforce one: {lane:.1f} us"
     )
+    results["first_read_us"] = first
+    results["lane_handoff_us"] = lane
 
     median_us, p99_us, max_ms, refreshes = bench_refresh_window(2000 if args.quick else 20_000)
     print(
         f"reads through refresh-ahead windows (backend takes 200 ms): median {median_us:.1f} us, "
         f"p99 {p99_us:.1f} us, max {max_ms:.2f} ms, background refreshes {refreshes}"
     )
+    results["refresh_window"] = {
+        "backend_s": 0.2,
+        "median_us": median_us,
+        "p99_us": p99_us,
+        "max_ms": max_ms,
+        "refreshes": refreshes,
+    }
 
     ours_ms, json_ms, heavy = bench_import(3 if args.quick else 15)
     print(
         f"import secretkit: {ours_ms:.1f} ms (the stdlib modules it uses, alone: {json_ms:.1f} ms); "
         f"cloud SDKs / pydantic imported: {heavy or 'none'}"
     )
+    results["import"] = {"secretkit_ms": ours_ms, "stdlib_ms": json_ms, "heavy_modules": heavy}
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _results import add_json_option, write_json
+
 from network._remotes import REMOTES, Remote, running_remotes
 from secretkit import SecretStore
 
@@ -108,7 +110,9 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
 
-def fault_run(remote: Remote, fault: str, amount: float, *, ttl: float, hold: float, window: float) -> str:
+def fault_run(
+    remote: Remote, fault: str, amount: float, *, ttl: float, hold: float, window: float
+) -> dict[str, Any]:
     names = [f"fault-{fault}-{i}" for i in range(SECRETS)]
     refs = [remote.secret(f"before-{n}") for n in names]
     store = SecretStore([], reference_backends=[remote.backend()], ttl=ttl, max_stale=3600, deadline=2.0)
@@ -132,15 +136,31 @@ def fault_run(remote: Remote, fault: str, amount: float, *, ttl: float, hold: fl
                 time.sleep(0.01)
             latencies = readers.between(start, healed)
             failed = readers.errors_between(start, healed + (recovered or window))
-        worst = max(latencies, default=0.0)
-        back = f"{recovered:.2f} s" if recovered is not None else f"> {window:.0f} s"
-        return (
-            f"{remote.scheme:<10}{fault + (f' {amount:g}' if amount else ''):<16}{failed:>7}"
-            f"{len(latencies):>8}{worst * 1000:>10.1f}{p99(latencies) * 1000:>9.1f}{during:>10}{back:>11}"
-        )
+        return {
+            "backend": remote.scheme,
+            "fault": fault,
+            "amount": amount,
+            "failed": failed,
+            "reads": len(latencies),
+            "worst_ms": max(latencies, default=0.0) * 1000,
+            "p99_ms": p99(latencies) * 1000,
+            "requests": during,
+            "recovery_s": recovered,
+            "window_s": window,
+        }
     finally:
         remote.proxy.set("pass")
         store.close()
+
+
+def row_line(row: dict[str, Any]) -> str:
+    amount = f" {row['amount']:g}" if row["amount"] else ""
+    recovered = row["recovery_s"]
+    back = f"{recovered:.2f} s" if recovered is not None else f"> {row['window_s']:.0f} s"
+    return (
+        f"{row['backend']:<10}{row['fault'] + amount:<16}{row['failed']:>7}{row['reads']:>8}"
+        f"{row['worst_ms']:>10.1f}{row['p99_ms']:>9.1f}{row['requests']:>10}{back:>11}"
+    )
 
 
 def ref_name(ref: str) -> str:
@@ -158,7 +178,7 @@ def process_usage() -> tuple[float, int, int]:
     return rss_kb / 1024, threading.active_count(), len(os.listdir("/proc/self/fd"))
 
 
-def soak(remotes: dict[str, Remote], seconds: float, every: float) -> None:
+def soak(remotes: dict[str, Remote], seconds: float, every: float) -> dict[str, Any]:
     refs: dict[str, list[str]] = {
         s: [r.secret(f"soak-0-{i}") for i in range(SECRETS)] for s, r in remotes.items()
     }
@@ -196,17 +216,31 @@ def soak(remotes: dict[str, Remote], seconds: float, every: float) -> None:
         f"  RSS {rss0:.1f} -> {rss1:.1f} MiB, threads {threads0} -> {threads1}, "
         f"open files {files0} -> {files1}"
     )
+    return {
+        "seconds": seconds,
+        "secrets": len(every_ref),
+        "writes": written,
+        "reads": readers.reads,
+        "errors": len(readers.errors),
+        "rotations": rotations[0],
+        "rss_mib": [rss0, rss1],
+        "threads": [threads0, threads1],
+        "open_files": [files0, files1],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: short faults, a 2 s soak")
     parser.add_argument("--part", choices=("all", "faults", "soak"), default="all", help="run one part only")
+    add_json_option(parser)
     args = parser.parse_args()
     faults, ttl, hold, window, soak_for, every = FAULTS, 2.0, 10.0, 60.0, 180.0, 10.0
     if args.quick:
         faults, ttl, hold, window, soak_for, every = FAULTS[2:4], 0.3, 0.5, 3.0, 2.0, 1.0
 
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Any] = {"quick": args.quick, "ttl_s": ttl, "hold_s": hold, "rows": rows}
     with running_remotes() as remotes:
         print(
             f"reads during a fault of {hold:g} s ({READERS} readers, {SECRETS} secrets, ttl {ttl:g} s, "
@@ -218,11 +252,12 @@ def main() -> None:
         )
         for scheme in REMOTES if args.part != "soak" else ():
             for fault, amount in faults:
-                print(
-                    fault_run(remotes[scheme], fault, amount, ttl=ttl, hold=hold, window=window), flush=True
-                )
+                row = fault_run(remotes[scheme], fault, amount, ttl=ttl, hold=hold, window=window)
+                rows.append(row)
+                print(row_line(row), flush=True)
         if args.part != "faults":
-            soak(remotes, soak_for, every)
+            results["soak"] = soak(remotes, soak_for, every)
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

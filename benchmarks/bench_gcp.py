@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _results import add_json_option, write_json
+
 from secretkit import SecretRef, SecretStore
 from secretkit.backends.gcp import GcpSecretManagerBackend, _crc32c_function, _crc32c_python
 from servers.gcp_server import GcpSecretManagerServer, make_client
@@ -31,6 +33,7 @@ TARGET = 1.10  # the issue's bar: under 10 % over the raw SDK call
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    add_json_option(parser)
     args = parser.parse_args()
     rounds, warmup = (300, 50) if args.quick else (3000, 200)
 
@@ -78,6 +81,16 @@ def main() -> int:
         overhead = statistics.median(timings[label]) / base - 1
         verdict = "met" if overhead < TARGET - 1 else "NOT met"
         print(f"target under +{TARGET - 1:.0%} for {label}: {verdict} ({overhead:+.1%})")
+    write_json(
+        args.json,
+        {
+            "quick": args.quick,
+            "rounds": rounds,
+            "checksum": checksum,
+            "cold_us": {label: statistics.median(timings[label]) * 1e6 for label, _ in contenders},
+            "baseline": contenders[0][0],
+        },
+    )
     return 0
 
 

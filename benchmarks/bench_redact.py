@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import add_json_option, write_json
 from _rounds import interleaved
 
 from secretkit import Secret, _redact, redact_logs
@@ -193,8 +194,11 @@ def numbered_feeds(counts: tuple[int, ...], rounds: int) -> dict[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke run")
+    add_json_option(parser)
     args = parser.parse_args()
     rounds, lines = (15, 50) if args.quick else (201, 200)
+    rows: list[dict[str, object]] = []
+    results: dict[str, object] = {"quick": args.quick, "rows": rows}
     counts = COUNTS
 
     mode = "quick" if args.quick else "full"
@@ -204,9 +208,11 @@ def main() -> None:
         f"{'values':>7} {'forms':>7} {'plain line':>11} {'redacted':>9} {'per-line':>9} "
         f"{'new value + line':>17} {'vs plain line':>14} {'stream feed':>12} {'vs no values':>13}"
     )
-    for count, forms, plain_us, redacted_us, ratio, new_us, new_ratio, feed_us, feed_ratio in bench(
-        counts, rounds, lines
-    ):
+    for row in bench(counts, rounds, lines):
+        count, forms, plain_us, redacted_us, ratio, new_us, new_ratio, feed_us, feed_ratio = row
+        keys = ("values", "forms", "plain_line_us", "redacted_line_us", "per_line_ratio")
+        keys += ("new_value_and_line_us", "new_value_vs_plain_line", "stream_feed_us", "stream_feed_ratio")
+        rows.append(dict(zip(keys, row, strict=True)))
         print(
             f"{count:>7,} {forms:>7,} {plain_us:>9.2f}us {redacted_us:>7.2f}us {ratio:>8.2f}x "
             f"{new_us:>15.1f}us {new_ratio:>13.1f}x {feed_us:>10.2f}us {feed_ratio:>12.2f}x"
@@ -217,7 +223,9 @@ def main() -> None:
         f"matcher of {COUNTS[-1]:,} values: built in {built:.2f} s, {size_bytes / 1e6:.1f} MB "
         f"({size_bytes / COUNTS[-1]:.0f} bytes a value, the values themselves not counted)"
     )
+    results["matcher"] = {"values": COUNTS[-1], "built_s": built, "bytes": size_bytes}
     timed = numbered_feeds(COUNTS, rounds)
+    results["numbered_feed_us"] = {str(count): us for count, us in timed.items()}
     print(
         f"stream feed, values numbered after one head ({HEAD}0000000...): "
         + ", ".join(f"{us:.2f}us at {count:,}" for count, us in timed.items())
@@ -229,6 +237,8 @@ def main() -> None:
         f"stream masking ({_redact.registered():,} forms registered): {size / masked:.1f} MB/s "
         f"({masked / size * 1e3:.1f} ms per MB; copying alone {copied / size * 1e3:.2f} ms per MB)"
     )
+    results["stream_mb_per_s"] = size / masked
+    write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _results import add_json_option, write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -99,13 +101,16 @@ def main() -> None:
     parser.add_argument("--pg-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--secret-id", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    add_json_option(parser)
     args = parser.parse_args()
     # psycopg's pool logs each refused connect of the baseline pool: the counts say it.
     logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
     if args.peer_worker:
         peer_worker(args)
         return
-    Bench(quick=args.quick, peer=args.peer).run()
+    bench = Bench(quick=args.quick, peer=args.peer)
+    bench.run()
+    write_json(args.json, bench.results)
 
 
 class Bench:
@@ -116,6 +121,14 @@ class Bench:
         self.interval = (1.0, 2.0) if quick else (2.0, 5.0)
         self.window = 0.3 if quick else 1.0  # how long testSecret takes
         self.lease = (2, 5) if quick else (4, 10)  # OpenBao default_ttl, max_ttl (seconds)
+        self.results: dict[str, Any] = {
+            "quick": quick,
+            "threads": THREADS,
+            "duration_s": self.duration,
+            "interval_s": list(self.interval),
+            "lease_s": list(self.lease),
+            "scenarios": {},
+        }
 
     def run(self) -> None:
         from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
@@ -174,6 +187,7 @@ class Bench:
                 psycopg.connect(dsn).close()
                 connects.append(time.perf_counter() - started)
         connect = statistics.median(connects)
+        self.results["lookup"] = {"us": lookup * 1e6, "connect_ms": connect * 1e3}
         print(
             f"cached credential lookup: {lookup * 1e6:.2f} us = {100 * lookup / connect:.4f} % of a "
             f"PostgreSQL connect ({connect * 1e3:.2f} ms, median of {len(connects)})\n"
@@ -242,6 +256,13 @@ class Bench:
             for close in closers:
                 close()
         self._report(title, load, rotator.rotations, baseline_before, fetches)
+        scenario = self.results["scenarios"][title] = _counts(load)
+        scenario.update(
+            rotations=rotator.rotations,
+            baseline_failed_after_first=load.failed("baseline") - baseline_before,
+            requests=fetches,
+            peer=peer_counts,
+        )
         if peer_counts is not None:
             print(
                 f"  AWS Advanced Python Wrapper (SM plugin, connect per query): "
@@ -298,6 +319,8 @@ class Bench:
             engine.dispose()
             baseline.dispose()
         replaced = max(len(users) - 1, 0)
+        scenario = self.results["scenarios"]["OpenBao dynamic users, SQLAlchemy engine"] = _counts(load)
+        scenario.update(users=len(users), requests=fetches)
         lease, max_lease = self.lease
         print(
             f"OpenBao dynamic database users ({lease} s leases, {max_lease} s max), SQLAlchemy engine: "
@@ -438,6 +461,13 @@ def _pool_query(pool: Any) -> Any:
             conn.execute("select current_user").fetchone()
 
     return query
+
+
+def _counts(load: Any) -> dict[str, Any]:
+    return {
+        target: {"queries": load.ok(target) + load.failed(target), "failed": load.failed(target)}
+        for target in ("secretkit", "baseline")
+    }
 
 
 def _line(label: str, load: Any, target: str) -> None:

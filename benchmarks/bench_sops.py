@@ -33,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _results import add_json_option, write_json
 from _rounds import interleaved
 
 from secretkit import SecretRef, SecretStore
@@ -158,7 +159,9 @@ def bench_binary(path: Path, rounds: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: few rounds")
-    quick = parser.parse_args().quick
+    add_json_option(parser)
+    args = parser.parse_args()
+    quick = args.quick
     cold_rounds, rounds, number = (3, 5, 2_000) if quick else (15, 40, 100_000)
     from pyrage import x25519
 
@@ -172,8 +175,10 @@ def main() -> None:
 
         print(f"SOPS benchmarks ({VALUES}-value YAML file, sops {'quick' if quick else 'full'} run)")
         cold: dict[str, float] = {}
+        key_service_calls: dict[str, int] = {}
         for label, path in (("KMS", kms_file), ("age", age_file)):
             cold[label], calls = bench_cold(path, cold_rounds)
+            key_service_calls[label] = calls
             print(
                 f"  cold read, {label:4s} {cold[label]:9.2f} ms   "
                 f"key-service calls to read all {VALUES} fields: {calls}"
@@ -186,6 +191,21 @@ def main() -> None:
         extract, whole = bench_binary(age_file, max(3, rounds // 4))
         print(f"  sops --extract {extract:9.2f} ms   sops decrypt of the whole file: {whole:.2f} ms")
         print(f"  sops --extract / in-process cold read (age): {extract / cold['age']:.1f}")
+    write_json(
+        args.json,
+        {
+            "quick": quick,
+            "values": VALUES,
+            "cold_ms": cold,
+            "key_service_calls": key_service_calls,
+            "recheck_ms": unchanged,
+            "reread_ms": reread,
+            "cached_ns": hit,
+            "environ_ns": env,
+            "sops_extract_ms": extract,
+            "sops_decrypt_ms": whole,
+        },
+    )
 
 
 if __name__ == "__main__":

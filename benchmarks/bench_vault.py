@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _results import add_json_option, write_json
 from _rounds import interleaved
 
 from secretkit import SecretRef, SecretStore
@@ -62,6 +63,7 @@ def timed_per_call(fn: Callable[[], object], calls: int, repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few rounds only (a smoke run)")
+    add_json_option(parser)
     args = parser.parse_args()
     rounds, warmup = (150, 20) if args.quick else (3000, 200)
 
@@ -141,6 +143,17 @@ def main() -> int:
         store.close()
         raw.adapter.close()
         raw_lean.adapter.close()
+    write_json(
+        args.json,
+        {
+            "quick": args.quick,
+            "rounds": rounds,
+            "cold_us": {label: statistics.median(values) * 1e6 for label, values in cold.items()},
+            "overhead_pct": (sk_miss - raw_median) / raw_median * 100,
+            "overhead_vs_trust_env_false_pct": (sk_miss - lean) / lean * 100,
+            "cached_ns": hit * 1e9,
+        },
+    )
     return 0
 
 
