@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from servers.aws_env import moto_env
+from servers.moto_server import MotoServer
 from test_cli import assert_one_error_line, clean_env, run_cli
+from test_cli_watch import wait_until
 
 PY = sys.executable
 DB_PASSWORD = "inject-db-pw-Zq8-secret"
@@ -235,15 +237,6 @@ while True:
 """
 
 
-def wait_until(predicate: object, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
     with MotoServer() as server:
@@ -260,13 +253,7 @@ def test_watch_renders_again_on_an_aws_rotation_and_signals_the_reader(
     sm.create_secret(Name=name, SecretString=json.dumps({"password": old}))
     tmpl = template(work, f'"app" "{{{{ secret "aws-sm://{name}#password" }}}}"\n')
     dest, log, pid = work / "auth.txt", work / "reads.log", work / "reader.pid"
-    env = clean_env(
-        tmp_path / "home",
-        AWS_ENDPOINT_URL=moto.url,
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-    )
+    env = clean_env(tmp_path / "home", **moto_env(moto.url))
     args = [
         "inject",
         str(tmpl),

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, free_port
+from servers.aws_env import moto_env
+from servers.moto_server import MotoServer, free_port
 from servers.openbao_server import ROOT_TOKEN, OpenBaoServer
 from test_cli import clean_env
 
@@ -242,14 +243,7 @@ def test_an_aws_rotation_reaches_the_serving_child_within_the_refresh_interval(
     sm.create_secret(Name=name, SecretString=json.dumps({"password": values[0]}))
     proxy = CountingProxy(moto.url)
     port = free_port()
-    env = clean_env(
-        tmp_path / "home",
-        AWS_ENDPOINT_URL=proxy.url,
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        DB_PASSWORD=f"aws-sm://{name}#password",
-    )
+    env = clean_env(tmp_path / "home", **moto_env(proxy.url), DB_PASSWORD=f"aws-sm://{name}#password")
     watched = start_watched(
         tmp_path, ["--watch", "--refresh", str(REFRESH), "--", PY, "-c", SERVER, str(port)], env, values
     )

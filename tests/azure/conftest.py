@@ -15,11 +15,8 @@ from servers.azure_server import KeyVaultServer, StaticTokenCredential, free_por
 
 @pytest.fixture(scope="session")
 def kv_server() -> Iterator[KeyVaultServer]:
-    server = KeyVaultServer(free_port()).start()
-    try:
+    with KeyVaultServer(free_port()) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="session")

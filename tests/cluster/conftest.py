@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
-from secretkit.backends.vault import TokenAuth, VaultBackend
+from secretkit.backends.vault import VaultBackend
 from servers.openbao_cluster import OpenBaoCluster
-
-#: What the applications of these tests read: the KV v2 data under secret/app/.
-READER_POLICY = 'path "secret/data/app/*" { capabilities = ["read"] }'
+from servers.vault_env import PROXY_SETTINGS, READER_POLICY, VAULT_SETTINGS, clear_env, vault_backends
 
 
 @pytest.fixture(scope="session")
@@ -34,23 +31,11 @@ def whole_cluster(cluster: OpenBaoCluster) -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def no_vault_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("VAULT_ADDR", "VAULT_TOKEN", "VAULT_AGENT_ADDR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
+    clear_env(monkeypatch, (*VAULT_SETTINGS, "VAULT_AGENT_ADDR", *PROXY_SETTINGS))
 
 
 @pytest.fixture
 def make_backend(cluster: OpenBaoCluster) -> Iterator[Callable[..., VaultBackend]]:
     """VaultBackends given every node of the cluster (root token unless ``auth=``); closed after the test."""
-    made: list[VaultBackend] = []
-
-    def make(**kwargs: Any) -> VaultBackend:
-        kwargs.setdefault("addresses", cluster.urls)
-        kwargs.setdefault("auth", TokenAuth(cluster.root_token))
-        backend = VaultBackend(**kwargs)
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        backend.close()
+    with vault_backends(cluster.root_token, addresses=cluster.urls) as make:
+        yield make

@@ -15,11 +15,8 @@ PROJECT = "test-project"
 
 @pytest.fixture(scope="session")
 def gcp_server() -> Iterator[GcpSecretManagerServer]:
-    server = GcpSecretManagerServer().start()
-    try:
+    with GcpSecretManagerServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +37,5 @@ def gcp_backend(gcp_client: SecretManagerServiceClient) -> GcpSecretManagerBacke
 @pytest.fixture
 def private_server() -> Iterator[GcpSecretManagerServer]:
     """A server of its own, for tests that stop it or change how it authenticates."""
-    server = GcpSecretManagerServer().start()
-    try:
+    with GcpSecretManagerServer() as server:
         yield server
-    finally:
-        server.stop()

@@ -30,54 +30,41 @@ from secretkit.backends.vault import VaultBackend
 from servers.aws_env import use_test_aws_env
 from servers.moto_server import MotoServer
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
+from servers.vault_env import (
+    PROXY_SETTINGS,
+    VAULT_SETTINGS,
+    clear_env,
+    fresh_home,
+    reader_admin,
+    vault_backends,
+)
 
-READER_POLICY = 'path "secret/data/app/*" { capabilities = ["read"] }'
+#: The login settings auth_from_env reads, beyond the client's own.
+LOGIN_SETTINGS = (
+    "VAULT_TOKEN_FILE",
+    "VAULT_AUTH_METHOD",
+    "VAULT_AUTH_ROLE",
+    "VAULT_AUTH_MOUNT",
+    "VAULT_JWT_FILE",
+    "VAULT_KUBERNETES_TOKEN_FILE",
+    "VAULT_ROLE_ID",
+    "VAULT_ROLE_ID_FILE",
+    "VAULT_SECRET_ID_FILE",
+    "VAULT_AWS_HEADER_VALUE",
+    "VAULT_AWS_STS_REGION",
+    "VAULT_AWS_STS_ENDPOINT",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+)
 ACCOUNT = "123456789012"
 
 
 @pytest.fixture(autouse=True)
 def identity_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No Vault or AWS settings of the machine leak in; a HOME with no ~/.vault-token."""
-    for name in (
-        "VAULT_ADDR",
-        "VAULT_TOKEN",
-        "VAULT_TOKEN_FILE",
-        "VAULT_AUTH_METHOD",
-        "VAULT_AUTH_ROLE",
-        "VAULT_AUTH_MOUNT",
-        "VAULT_NAMESPACE",
-        "VAULT_CACERT",
-        "VAULT_CAPATH",
-        "VAULT_SKIP_VERIFY",
-        "VAULT_CLIENT_CERT",
-        "VAULT_CLIENT_KEY",
-        "VAULT_JWT_FILE",
-        "VAULT_KUBERNETES_TOKEN_FILE",
-        "VAULT_ROLE_ID",
-        "VAULT_ROLE_ID_FILE",
-        "VAULT_SECRET_ID_FILE",
-        "VAULT_AWS_HEADER_VALUE",
-        "VAULT_AWS_STS_REGION",
-        "VAULT_AWS_STS_ENDPOINT",
-        "VAULT_PROXY_ADDR",
-        "VAULT_HTTP_PROXY",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "no_proxy",
-        "AWS_ROLE_SESSION_NAME",
-        "AWS_ENDPOINT_URL_STS",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(monkeypatch, VAULT_SETTINGS + LOGIN_SETTINGS + PROXY_SETTINGS)
     use_test_aws_env(monkeypatch, tmp_path)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    return home
+    return fresh_home(monkeypatch, tmp_path / "home")
 
 
 # -- OpenBao -------------------------------------------------------------------------------------
@@ -87,33 +74,21 @@ def identity_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def tls_bao() -> Iterator[OpenBaoAdmin]:
     """An OpenBao dev server over TLS (its own CA), with the ``reader`` policy."""
     with OpenBaoServer(tls=True) as server:
-        admin = OpenBaoAdmin(server)
-        admin.root.sys.create_or_update_policy("reader", READER_POLICY)
-        yield admin
+        yield reader_admin(server)
 
 
 @pytest.fixture(scope="session")
 def bao() -> Iterator[OpenBaoAdmin]:
     """A plain-http OpenBao dev server, with the ``reader`` policy."""
     with OpenBaoServer() as server:
-        admin = OpenBaoAdmin(server)
-        admin.root.sys.create_or_update_policy("reader", READER_POLICY)
-        yield admin
+        yield reader_admin(server)
 
 
 @pytest.fixture
 def backends() -> Iterator[Callable[..., VaultBackend]]:
     """Build VaultBackends; every one is closed after the test."""
-    made: list[VaultBackend] = []
-
-    def make(**kwargs: Any) -> VaultBackend:
-        backend = VaultBackend(**kwargs)
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        backend.close()
+    with vault_backends() as make:
+        yield make
 
 
 @dataclass

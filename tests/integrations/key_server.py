@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from servers.loopback import LoopbackServer, QuietHandler, http_server
 
 __all__ = ["KeyServer"]
 
 
-class KeyServer:
+class KeyServer(LoopbackServer):
     """``with KeyServer("key-1") as api: ... api.accept("key-2")``; ``api.url`` is its address."""
 
     def __init__(self, key: str) -> None:
@@ -26,7 +27,7 @@ class KeyServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server._answer(self)
 
@@ -35,13 +36,7 @@ class KeyServer:
                 self.rfile.read(length)
                 server._answer(self)
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # quiet: the request line would go to stderr for every call
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        super().__init__(http_server(Handler))
 
     def accept(self, key: str) -> None:
         """From now on only ``key`` is accepted."""
@@ -60,17 +55,6 @@ class KeyServer:
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
-
-    def __enter__(self) -> KeyServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(10)
 
 
 def _presented(handler: BaseHTTPRequestHandler) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
 __all__ = [
     "BUILDERS",
     "GCP_PROJECT",
+    "ColdReaders",
     "NETWORK_TEST",
     "REMOTES",
     "Remote",
@@ -159,6 +161,34 @@ BUILDERS: dict[str, Callable[[Any, FaultProxy], Remote]] = {
     "gcp-sm": _gcp,
     "azure-kv": _azure,
 }
+
+
+class ColdReaders:
+    """One thread per reference, each reading it with ``store.get`` at the same moment: :meth:`go`.
+
+    The threads are started (and wait) when this is made, so what :meth:`go` times or counts
+    is the reads alone. A read that raises is kept in ``failures``.
+    """
+
+    def __init__(self, store: SecretStore, refs: list[str]) -> None:
+        self.failures: list[BaseException] = []
+        self._barrier = threading.Barrier(len(refs) + 1)
+        self._threads = [threading.Thread(target=self._read, args=(store, ref)) for ref in refs]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, store: SecretStore, ref: str) -> None:
+        self._barrier.wait()
+        try:
+            store.get(ref)
+        except BaseException as exc:
+            self.failures.append(exc)
+
+    def go(self, timeout: float | None = None) -> None:
+        """Let every read start at once; returns when all have ended (or ``timeout`` passed for each)."""
+        self._barrier.wait()
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 def time_to_success(store: SecretStore, ref: str, expected: str, limit: float) -> float:

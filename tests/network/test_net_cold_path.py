@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from network._refusing import Refusing
-from network._remotes import NETWORK_TEST, Remote
+from network._remotes import NETWORK_TEST, ColdReaders, Remote
 from secretkit import BackendUnavailable, SecretStore
 from servers.openbao_server import OpenBaoAdmin, OpenBaoServer
 
@@ -58,34 +58,19 @@ def test_a_prefetch_of_40_vault_secrets_makes_40_reads_and_asks_the_set_up_once(
 
 def test_concurrent_cold_gets_of_one_vault_mount_look_it_up_once(remotes: GetRemote) -> None:
     """20 threads reading 20 cold Vault secrets of one mount share one token and one mount look-up."""
-    import threading
-
     remote = remotes("vault")
     refs = [remote.secret(f"get-{i}") for i in range(20)]
     remote.proxy.set("latency", 20)
     store = remote.store(deadline=5.0)
-    barrier = threading.Barrier(len(refs))
-    failures: list[BaseException] = []
-
-    def read(ref: str) -> None:
-        barrier.wait()
-        try:
-            store.get(ref)
-        except BaseException as exc:
-            failures.append(exc)
-
     try:
+        readers = ColdReaders(store, refs)
         before = remote.proxy.requests
-        threads = [threading.Thread(target=read, args=(ref,)) for ref in refs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        readers.go(timeout=30)
         made = remote.proxy.requests - before
     finally:
         remote.proxy.set("pass")
         store.close()
-    assert failures == []
+    assert readers.failures == []
     assert 20 <= made <= 22, f"{made} requests for 20 secrets"
 
 

@@ -14,14 +14,15 @@ import socketserver
 import ssl
 import struct
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from servers.loopback import LoopbackServer, QuietHandler, http_server
 
 __all__ = ["FakePostgres", "HttpServers", "RecordingHttp"]
 
 
-class RecordingHttp:
+class RecordingHttp(LoopbackServer):
     """An HTTP server on loopback that records the headers of every request and answers by path.
 
     ``/redirect`` answers 302 to ``redirect_to``; ``/same`` answers 302 to ``/ok`` on itself;
@@ -34,7 +35,7 @@ class RecordingHttp:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with server._lock:
                     server.seen.append((self.path, dict(self.headers.items())))
@@ -54,16 +55,7 @@ class RecordingHttp:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        if tls is not None:
-            self._http.socket = tls.wrap_socket(self._http.socket, server_side=True)
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._http.server_address[1]}"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        super().__init__(http_server(Handler), tls)
 
     def values(self) -> str:
         """Every header value this server was sent, joined: a credential in it shows."""
@@ -79,17 +71,6 @@ class RecordingHttp:
                 for key, value in headers.items()
                 if key.lower() == name.lower()
             ]
-
-    def __enter__(self) -> RecordingHttp:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(10)
 
 
 class HttpServers:
@@ -117,7 +98,7 @@ _GSSENC_REQUEST = 80877104
 _AUTH_CLEARTEXT = 3
 
 
-class FakePostgres:
+class FakePostgres(LoopbackServer):
     """A PostgreSQL impostor: asks every client for its password in clear, records it, refuses it."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
@@ -130,11 +111,7 @@ class FakePostgres:
             def handle(self) -> None:
                 fake._serve(self.request)
 
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.host = "127.0.0.1"
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
 
     def _serve(self, plain: socket.socket) -> None:
         plain.settimeout(10)
@@ -171,17 +148,6 @@ class FakePostgres:
         message = b'password authentication failed for user "' + user + b'"'
         error = b"SFATAL\0VFATAL\0C28P01\0M" + message + b"\0\0"
         sock.sendall(b"E" + struct.pack("!i", len(error) + 4) + error)
-
-    def __enter__(self) -> FakePostgres:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
 
 
 def _read(sock: Any, size: int) -> bytes:

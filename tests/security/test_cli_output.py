@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sops.conftest import AgeKey, Sops, new_age_key
-from test_cli import CliResult, clean_env, run_cli
+import test_cli_sops as cli_sops
+from sops.conftest import AgeKey, Sops
+from test_cli import CliResult, run_cli
 
 # What an attacker writes into a field the CLI prints.
 CLEAR_LINE = "\x1b[2K\r"
@@ -31,23 +32,8 @@ HOSTILE = FAKE_LINE + FAKE_OK + CLIPBOARD + HYPERLINK + C1_CSI + BIDI + OTHERS
 ARGUMENT = HOSTILE.replace("\x00", "")  # an argument cannot hold NUL
 
 
-@pytest.fixture(scope="module")
-def age_key() -> AgeKey:
-    return new_age_key()
-
-
-@pytest.fixture
-def env(tmp_path: Path, age_key: AgeKey) -> dict[str, str]:
-    key_file = tmp_path / "age-keys.txt"
-    key_file.write_text(f"# public key: {age_key.recipient}\n{age_key.identity}\n")
-    return clean_env(tmp_path / "home", SOPS_AGE_KEY_FILE=str(key_file))
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    work = tmp_path / "work"
-    work.mkdir()
-    return work
+# The CLI SOPS tests' age key, environment and working directory, shared rather than written twice.
+age_key, env, workdir = cli_sops.age_key, cli_sops.env, cli_sops.workdir
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from secretkit import _redact
 from secretkit._redact import MIN_LENGTH, REPLACEMENT, StreamRedactor, redact, remember
 from secretkit._redact_engine import Matcher
+from test_redact import brute_force_spans
 
 
 def _lower_hex(text: str) -> str:
@@ -377,17 +378,6 @@ def test_a_stream_feed_costs_the_same_however_many_values_share_a_head(
     )
 
 
-def _brute_force_spans(values: set[str], text: str) -> list[tuple[int, int]]:
-    found = sorted((at, at + len(v)) for v in values for at in range(len(text)) if text.startswith(v, at))
-    merged: list[tuple[int, int]] = []
-    for begin, end in found:
-        if merged and begin < merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((begin, end))
-    return merged
-
-
 # Two or three letters: values crowd the same grams at many offsets, and hold each other.
 _crowded = st.text(st.sampled_from("ab\udc80"), min_size=MIN_LENGTH, max_size=14)
 
@@ -413,7 +403,7 @@ def test_values_that_come_and_go_are_found_exactly_and_leave_nothing_behind(
             matcher.add(value)
             held.add(value)
         for text in texts:
-            assert matcher.spans(text) == _brute_force_spans(held, text)
+            assert matcher.spans(text) == brute_force_spans(sorted(held), text)
     for value in held:
         matcher.discard(value)
     assert len(matcher) == 0 and not matcher._index and not matcher._heads and not matcher._starts

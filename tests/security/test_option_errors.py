@@ -201,11 +201,8 @@ def test_a_missing_vault_key_is_not_found_without_naming_the_planted_key(
 
 @pytest.fixture(scope="module")
 def gcp_server() -> Iterator[GcpSecretManagerServer]:
-    server = GcpSecretManagerServer().start()
-    try:
+    with GcpSecretManagerServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("options", [{"version": GARBAGE}, {"version": f"{PLANTED}.1"}, {"versoin": GARBAGE}])
@@ -231,11 +228,8 @@ def test_a_malformed_gcp_option_is_refused_before_any_call_and_not_echoed(
 
 @pytest.fixture(scope="module")
 def kv_server() -> Iterator[KeyVaultServer]:
-    server = KeyVaultServer(free_port()).start()
-    try:
+    with KeyVaultServer(free_port()) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize(

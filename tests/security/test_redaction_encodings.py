@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
+from log_capture import redacted_logger
 
-import secretkit
 from secretkit import Secret
 from secretkit._redact import StreamRedactor
 from test_cli import clean_env, run_cli
@@ -82,19 +82,9 @@ ENCODERS: dict[str, Callable[[str], str]] = {
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    previous = logging.getLogRecordFactory()
-    secretkit.redact_logs()
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    log = logging.getLogger("encoding_probe")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    try:
+    with redacted_logger("encoding_probe", logging.StreamHandler(stream)):
         yield stream
-    finally:
-        log.removeHandler(handler)
-        logging.setLogRecordFactory(previous)
 
 
 @pytest.mark.parametrize("encoder", ENCODERS, ids=list(ENCODERS))

@@ -8,10 +8,10 @@ import logging
 import os
 import secrets
 import statistics
-import threading
 import time
 
 import pytest
+from forking import fork_while_held
 
 import secretkit
 from secretkit import Secret, SecretStore, _redact
@@ -107,33 +107,9 @@ def test_a_new_value_and_a_log_line_stay_fast_with_10000_values() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_while_the_registry_was_locked_can_register() -> None:
     """Forking while another thread registers a value leaves the child able to register and mask."""
-    acquired, release = threading.Event(), threading.Event()
 
-    def hold_lock() -> None:
-        with _redact._lock:
-            acquired.set()
-            release.wait(5)
+    def in_child() -> bool:
+        child = Secret("CHILD", "child-registered-value-5d")
+        return _redact.redact("child-registered-value-5d") == "**********" and child.name == "CHILD"
 
-    thread = threading.Thread(target=hold_lock)
-    thread.start()
-    acquired.wait(5)
-    pid = os.fork()
-    if pid == 0:  # the child: a thread that never runs here "holds" the lock
-        code = 1
-        try:
-            child = Secret("CHILD", "child-registered-value-5d")
-            code = 0 if _redact.redact("child-registered-value-5d") == "**********" else 2
-            assert child.name == "CHILD"
-        finally:
-            os._exit(code)
-    release.set()
-    thread.join()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    pytest.fail("the child hung on the registry lock after fork")
+    fork_while_held(_redact._lock, in_child, "the child hung on the registry lock after fork")

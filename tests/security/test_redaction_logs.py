@@ -7,12 +7,12 @@ import json
 import logging
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from forking import fork_while_held
+from log_capture import redacted_logger
 
 import secretkit
 from secretkit import Secret, _redact_logs
@@ -38,18 +38,9 @@ class Capture(logging.Handler):
 
 @pytest.fixture
 def capture() -> Iterator[Capture]:
-    previous = logging.getLogRecordFactory()
-    secretkit.redact_logs()
     handler = Capture()
-    logger = logging.getLogger("attacker_probe")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    try:
+    with redacted_logger("attacker_probe", handler, logging.DEBUG):
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logging.setLogRecordFactory(previous)
 
 
 def log() -> logging.Logger:
@@ -173,40 +164,17 @@ def test_redact_logs_reinstalls_after_the_factory_was_replaced(capture: Capture)
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_child_forked_while_redact_logs_was_installing_can_install_it() -> None:
     """Forking while another thread installs log redaction leaves the child able to install it and mask."""
-    acquired, release = threading.Event(), threading.Event()
 
-    def hold_lock() -> None:
-        with _redact_logs._install_lock:
-            acquired.set()
-            release.wait(5)
+    def in_child() -> bool:
+        held = secret("tok-forked-child-4a9e")
+        logging.setLogRecordFactory(logging.LogRecord)  # as a library in the child might
+        secretkit.redact_logs()
+        record = log().makeRecord("attacker_probe", logging.WARNING, "f", 1, "t=%s", (held.reveal(),), None)
+        return "tok-forked-child-4a9e" not in record.getMessage()
 
-    thread = threading.Thread(target=hold_lock)
-    thread.start()
-    acquired.wait(5)
-    pid = os.fork()
-    if pid == 0:  # the child: the thread that "holds" the install lock never runs here
-        code = 1
-        try:
-            held = secret("tok-forked-child-4a9e")
-            logging.setLogRecordFactory(logging.LogRecord)  # as a library in the child might
-            secretkit.redact_logs()
-            record = log().makeRecord(
-                "attacker_probe", logging.WARNING, "f", 1, "t=%s", (held.reveal(),), None
-            )
-            code = 0 if "tok-forked-child-4a9e" not in record.getMessage() else 2
-        finally:
-            os._exit(code)
-    release.set()
-    thread.join()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    pytest.fail("the child hung on redact_logs()'s install lock after fork")
+    fork_while_held(
+        _redact_logs._install_lock, in_child, "the child hung on redact_logs()'s install lock after fork"
+    )
 
 
 def test_redact_logs_wraps_a_replacement_factory(capture: Capture) -> None:

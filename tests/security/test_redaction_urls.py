@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from log_capture import redacted_logger
 
 import secretkit
 from secretkit import SecretStore, _api
@@ -26,19 +27,11 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     for name, (url, _) in URLS.items():
         monkeypatch.setenv(name, url)
     old = _api._swap(SecretStore([EnvBackend()]))
-    previous = logging.getLogRecordFactory()
-    secretkit.redact_logs()
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    log = logging.getLogger("url_probe")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
     try:
-        yield stream
+        with redacted_logger("url_probe", logging.StreamHandler(stream)):
+            yield stream
     finally:
-        log.removeHandler(handler)
-        logging.setLogRecordFactory(previous)
         store = _api._swap(old)
         if store is not None:
             store.close()

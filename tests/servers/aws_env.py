@@ -8,7 +8,7 @@ import pytest
 
 from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY
 
-__all__ = ["MACHINE_AWS_SETTINGS", "use_test_aws_env"]
+__all__ = ["MACHINE_AWS_SETTINGS", "moto_env", "use_test_aws_env"]
 
 #: The machine's AWS settings that would send boto3 elsewhere or sign as someone else.
 MACHINE_AWS_SETTINGS = (
@@ -35,3 +35,13 @@ def use_test_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def moto_env(url: str) -> dict[str, str]:
+    """The variables a child process needs to reach moto at ``url`` with its test credentials."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }

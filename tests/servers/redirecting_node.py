@@ -8,14 +8,12 @@ token never went where it should not.
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from servers.loopback import LoopbackServer, QuietHandler, http_server
 
 __all__ = ["RedirectingNode"]
 
 
-class RedirectingNode:
+class RedirectingNode(LoopbackServer):
     """``http://127.0.0.1:<port>``: 307 to ``target`` + the request's path, for every method."""
 
     def __init__(self, target: str) -> None:
@@ -23,7 +21,7 @@ class RedirectingNode:
         self.seen: list[dict[str, str]] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _redirect(self) -> None:
                 server.seen.append(dict(self.headers.items()))
                 length = int(self.headers.get("Content-Length") or 0)
@@ -36,21 +34,4 @@ class RedirectingNode:
 
             do_GET = do_POST = do_PUT = _redirect
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._http.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
-
-    def __enter__(self) -> RedirectingNode:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(10)
+        super().__init__(http_server(Handler))

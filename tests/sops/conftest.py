@@ -21,6 +21,7 @@ import pytest
 from servers.aws_env import use_test_aws_env
 from servers.moto_server import MotoServer
 from servers.openbao_server import OpenBaoServer
+from servers.vault_env import clear_env, fresh_home
 
 FORMATS = {"yaml": ".yaml", "json": ".json", "dotenv": ".env", "ini": ".ini", "binary": ".bin"}
 
@@ -112,22 +113,22 @@ def key_file(tmp_path: Path, age_key: AgeKey) -> Path:
 @pytest.fixture(autouse=True)
 def sops_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key_file: Path) -> dict[str, str]:
     """Only this test's age key file is visible: no key file, Vault or AWS settings of the machine."""
-    for name in (
-        "SOPS_AGE_KEY",
-        "SOPS_AGE_KEY_CMD",
-        "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
-        "SOPS_AGE_RECIPIENTS",
-        "SOPS_KMS_ARN",
-        "VAULT_ADDR",
-        "VAULT_TOKEN",
-        "VAULT_CACERT",
-        "AWS_ENDPOINT_URL_KMS",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    clear_env(
+        monkeypatch,
+        (
+            "SOPS_AGE_KEY",
+            "SOPS_AGE_KEY_CMD",
+            "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+            "SOPS_AGE_RECIPIENTS",
+            "SOPS_KMS_ARN",
+            "VAULT_ADDR",
+            "VAULT_TOKEN",
+            "VAULT_CACERT",
+            "AWS_ENDPOINT_URL_KMS",
+        ),
+    )
     use_test_aws_env(monkeypatch, tmp_path)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    home = fresh_home(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key_file))
     return dict(os.environ)

@@ -65,27 +65,6 @@ class Observing:
             counters = self.counters[scheme] = Counters()
         return counters
 
-    def emit(
-        self,
-        name: str,
-        backend: str | None,
-        version: str | None,
-        hit: bool,
-        latency: float,
-        outcome: Outcome,
-        error: BaseException | None = None,
-    ) -> None:
-        self._tell(
-            name,
-            backend,
-            version,
-            hit,
-            latency,
-            outcome,
-            error,
-            self.hit_listeners if hit else self.listeners,
-        )
-
     def remembered(self, name: str, error: BaseException) -> None:
         """Tell of a read answered by a remembered failure (no backend was asked this time).
 
@@ -97,9 +76,9 @@ class Observing:
         listeners = self.listeners if outcome == "denied" else self.hit_listeners
         if listeners:
             backend = getattr(error, "backend", None)
-            self._tell(name, backend, None, True, 0.0, outcome, error, listeners)
+            self.emit(name, backend, None, True, 0.0, outcome, error, listeners)
 
-    def _tell(
+    def emit(
         self,
         name: str,
         backend: str | None,
@@ -107,9 +86,12 @@ class Observing:
         hit: bool,
         latency: float,
         outcome: Outcome,
-        error: BaseException | None,
-        listeners: list[AccessListener],
+        error: BaseException | None = None,
+        listeners: list[AccessListener] | None = None,
     ) -> None:
+        """Tell ``listeners`` (by default those of hits or of misses, as ``hit`` says) of one access."""
+        if listeners is None:
+            listeners = self.hit_listeners if hit else self.listeners
         kind, cause = failure_types(error) if error is not None else (None, None)
         event = AccessEvent(name, backend, version, hit, latency, outcome, kind, cause)
         for listener in list(listeners):

@@ -158,12 +158,7 @@ class SecretStore:
         entry = self._entries.get(name)
         if entry is not None and self._clock() < entry.refresh_at:
             envd = entry.envd
-            if envd is None:  # a reference, or a chain without the environment: registered
-                entry.hits += 1
-                if self._hit_listeners:
-                    self._observing.emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")
-                return entry.secret
-            if envd.get(entry.env_key) is entry.env_raw:
+            if envd is None or envd.get(entry.env_key) is entry.env_raw:
                 entry.hits += 1
                 if self._hit_listeners:
                     self._observing.emit(name, entry.backend, entry.secret.version, True, 0.0, "hit")

@@ -1,4 +1,4 @@
-"""One child at a time for ``run --watch``: started, stopped (TERM, grace, KILL), signalled, output masked.
+"""The child of ``run``, output masked; with ``--watch`` one at a time, stopped (TERM, grace, KILL).
 
 The masker can grow while a child runs (a rotation adds the new values before the child is
 told of them), so each pump reads it from a :class:`Masks` holder and carries its stream's
@@ -160,7 +160,9 @@ def _pump(source: IO[bytes], target: IO[str] | None, masks: Masks) -> None:
                 generation, grown = masks.current()
                 masker = _continued(masker, grown)
             if not _emit(out, masker.feed(data)):
-                return  # our reader has gone: closing the pipe lets the child see EPIPE
+                # Our reader has gone: closing the pipe lets the child see EPIPE/SIGPIPE
+                # as it would without us in between, instead of writing into a void forever.
+                return
         _emit(out, masker.flush())
     finally:
         source.close()

@@ -5,13 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
-import threading
-from typing import IO
 
 from .. import _registry
 from .._api import _marks_secret, default_store
-from .._redact import StreamRedactor, url_passwords
+from .._redact import url_passwords
 from .._refs import near_miss
 from .._telemetry import traceparent_env
 from ._exits import (
@@ -25,7 +22,7 @@ from ._loaders import is_loader_variable
 from ._output import error_message, print_error, shown_name
 from ._resolve import as_text, is_reference, read_env_file, resolve_all
 from ._signals import SignalForwarder
-from ._supervise import launch
+from ._supervise import Child, Masks
 from .watch import supervise, watch_store
 
 
@@ -86,8 +83,7 @@ def command(args: argparse.Namespace) -> int:
         )
     # The log redactor's engine, over the values log redaction would mask were the child's
     # environment read through secretkit.getenv.
-    masker = None if args.no_mask else StreamRedactor(injected)
-    return _spawn(argv, env, masker)
+    return _spawn(argv, env, None if args.no_mask else Masks(injected))
 
 
 def _secret_by_name(env: dict[str, str], *, resolved: dict[str, str]) -> list[str]:
@@ -135,24 +131,16 @@ def _refuse_loader_variables(path: str, entries: dict[str, str]) -> None:
         )
 
 
-def _spawn(argv: list[str], env: dict[str, str], masker: StreamRedactor[bytes] | None) -> int:
+def _spawn(argv: list[str], env: dict[str, str], masks: Masks | None) -> int:
     forwarder = SignalForwarder()
     forwarder.install()
     try:
-        proc = launch(argv, env, piped=masker is not None)
-        forwarder.attach(proc)
-        pumps: list[threading.Thread] = []
-        if masker is not None:
-            assert proc.stdout is not None and proc.stderr is not None
-            pumps = [
-                _start_pump(proc.stdout, sys.stdout, masker.clone()),
-                _start_pump(proc.stderr, sys.stderr, masker.clone()),
-            ]
-        code = _wait(proc)
+        child = Child(argv, env, masks)
+        forwarder.attach(child.proc)
+        code = _wait(child.proc)
         # Output still in the pipes (or written by a child that outlives the command) is
         # passed on, masked, until every writer has closed them: as a shell pipeline would.
-        for pump in pumps:
-            pump.join()
+        child.drain()
     finally:
         forwarder.restore()
     return 128 - code if code < 0 else code
@@ -166,42 +154,3 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
             return proc.wait(timeout=0.25)
         except subprocess.TimeoutExpired:
             continue
-
-
-def _start_pump(source: IO[bytes], target: IO[str] | None, masker: StreamRedactor[bytes]) -> threading.Thread:
-    thread = threading.Thread(target=_pump, args=(source, target, masker), name="secretkit-mask", daemon=True)
-    thread.start()
-    return thread
-
-
-def _pump(source: IO[bytes], target: IO[str] | None, masker: StreamRedactor[bytes]) -> None:
-    out: IO[bytes] | None = getattr(target, "buffer", None)
-    fd = source.fileno()
-    try:
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            if not _emit(out, masker.feed(data)):
-                # Our reader has gone: closing the pipe lets the child see EPIPE/SIGPIPE
-                # as it would without us in between, instead of writing into a void forever.
-                return
-        _emit(out, masker.flush())
-    finally:
-        source.close()
-
-
-def _emit(out: IO[bytes] | None, data: bytes) -> bool:
-    if out is None:
-        return True
-    if not data:
-        return True
-    try:
-        out.write(data)
-        out.flush()
-    except (OSError, ValueError):
-        return False
-    return True

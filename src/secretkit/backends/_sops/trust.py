@@ -97,20 +97,21 @@ class KeyServicePolicy:
 
     def kms_role(self, role: str | None) -> str | None:
         """The role a KMS entry asks to assume, if the operator allowed it; raises ``Untrusted`` otherwise."""
-        if role is None or role in self.kms_roles:
-            return role
-        shown = repr(role[:_SHOWN])
-        raise Untrusted(
-            f"the file asks to assume the AWS role {shown}; a SOPS file does not choose the credentials "
-            f"secretkit uses: pass SopsBackend(kms_roles=[{shown}]) if that role is yours"
+        return _allowed(
+            role, self.kms_roles, "asks to assume the AWS role", "kms_roles", "if that role is yours"
         )
 
     def aws_profile(self, profile: str | None) -> str | None:
         """The AWS profile a KMS entry names, when the operator allowed it; raises ``Untrusted`` otherwise."""
-        if profile is None or profile in self.aws_profiles:
-            return profile
-        shown = repr(profile[:_SHOWN])
-        raise Untrusted(
-            f"the file names the AWS profile {shown}; a SOPS file does not choose the credentials "
-            f"secretkit uses: pass SopsBackend(aws_profiles=[{shown}]) to allow it"
-        )
+        return _allowed(profile, self.aws_profiles, "names the AWS profile", "aws_profiles", "to allow it")
+
+
+def _allowed(value: str | None, allowed: frozenset[str], asks: str, option: str, how: str) -> str | None:
+    """``value`` when the file names none or one ``option`` allows; ``Untrusted`` otherwise."""
+    if value is None or value in allowed:
+        return value
+    shown = repr(value[:_SHOWN])
+    raise Untrusted(
+        f"the file {asks} {shown}; a SOPS file does not choose the credentials "
+        f"secretkit uses: pass SopsBackend({option}=[{shown}]) {how}"
+    )
