@@ -99,7 +99,7 @@ def test_the_kubernetes_method_reads_the_pods_token_by_default() -> None:
         ({"VAULT_AUTH_METHOD": "jwt", "VAULT_AUTH_ROLE": "ci"}, "VAULT_JWT_FILE"),
         ({"VAULT_AUTH_METHOD": "cert", "VAULT_CLIENT_CERT": "/c.pem"}, "VAULT_CLIENT_KEY"),
         ({"VAULT_AUTH_METHOD": "approle"}, "VAULT_ROLE_ID"),
-        ({"VAULT_AUTH_METHOD": "ldap"}, "approle, aws, cert, jwt, kubernetes, token"),
+        ({"VAULT_AUTH_METHOD": "ldap"}, "approle, aws, cert, jwt, kubernetes, proxy, token"),
     ],
 )
 def test_an_incomplete_choice_says_what_to_set(env: dict[str, str], says: str) -> None:

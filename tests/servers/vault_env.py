@@ -34,6 +34,7 @@ READER_POLICY = 'path "secret/data/app/*" { capabilities = ["read"] }'
 #: The Vault client's own settings: where it connects, how it trusts, whom it logs in as.
 VAULT_SETTINGS = (
     "VAULT_ADDR",
+    "VAULT_AGENT_ADDR",
     "VAULT_TOKEN",
     "VAULT_NAMESPACE",
     "VAULT_CACERT",

