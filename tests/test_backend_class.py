@@ -82,7 +82,7 @@ def test_the_built_in_declarations_need_no_sdk(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     found = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
-    assert found["vault"] == ["7", "True", "None"]
+    assert found["vault"] == ["8", "True", "None"]
     assert found["aws-sm"][:2] == ["13", "True"] and found["aws-sm"][2].endswith("stage=AWSPENDING")
     assert found["aws-ssm"] == ["13", "True", "None"]
     assert found["gcp-sm"] == ["3", "True", "None"]

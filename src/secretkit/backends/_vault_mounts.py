@@ -5,6 +5,9 @@ version (``sys/internal/ui/mounts/<path>``, as the vault CLI asks), and one answ
 them all: the first reader of a mount asks while the others wait for its answer (single
 flight), and the answer is remembered for the backend's life. Without it, every worker of
 a cold start asked again (a prefetch of 100 secrets made 8 look-ups, one per worker).
+
+A KV reference's path is ``<mount>/<name>`` (or ``<name>`` under the backend's ``mount=``);
+:meth:`VaultMounts.locate` splits it into the mount and the path inside it.
 """
 
 from __future__ import annotations
@@ -34,12 +37,22 @@ class VaultMounts:
 
     ``ask(ref, api_path)`` makes the look-up request (with the backend's token and error
     mapping) and returns Vault's answer; ``wait`` bounds how long a reader waits for another
-    reader's look-up before it asks itself.
+    reader's look-up before it asks itself. ``mount`` (the backend's ``mount=``) prefixes every
+    path; ``kv_version`` (its ``kv_version=``) spares the look-up.
     """
 
-    def __init__(self, ask: Callable[[SecretRef, str], Any], wait: float) -> None:
+    def __init__(
+        self,
+        ask: Callable[[SecretRef, str], Any],
+        wait: float,
+        *,
+        mount: str | None = None,
+        kv_version: int | None = None,
+    ) -> None:
         self._ask = ask
         self._wait = wait
+        self._mount = mount.strip("/") if mount else None
+        self._kv_version = kv_version
         #: mount path (no slashes at the ends) -> (KV version, or 0 when not KV; engine type)
         self.known: dict[str, tuple[int, str]] = {}
         self.after_fork()
@@ -48,6 +61,27 @@ class VaultMounts:
         # A look-up a parent thread had in flight never ends in a child.
         self._lock = threading.Lock()
         self._asking: dict[str, _Asking] = {}
+
+    def locate(self, ref: SecretRef) -> tuple[str, str, int]:
+        """``(mount, path inside the mount, KV version)`` for a KV reference."""
+        path = ref.path.strip("/")
+        full = f"{self._mount}/{path}" if self._mount else path
+        if "/" not in full:
+            # A plain name tried by a store's chain ("API_KEY"): not a Vault path, so not
+            # here, and the chain moves on.
+            raise SecretNotFound(ref.path, detail="a Vault path is <mount>/<name>, e.g. secret/app/db")
+        known = self.learnt(full)
+        if known is None:
+            default_mount = self._mount or full.partition("/")[0]
+            if self._kv_version is not None:
+                known = (default_mount, self._kv_version)
+            else:
+                known = self.find(ref, full, default_mount)
+        mount, kv_version = known
+        sub = full[len(mount) + 1 :]
+        if not sub:
+            raise SecretNotFound(ref.path, detail=f"that is the mount {mount!r} itself; name a secret in it")
+        return mount, sub, kv_version
 
     def find(self, ref: SecretRef, path: str, default_mount: str) -> tuple[str, int]:
         """``(mount, KV version)`` for ``path`` (``<mount>/<name>``), asking Vault at most once per mount."""
