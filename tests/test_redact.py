@@ -17,6 +17,7 @@ from secretkit._redact import StreamRedactor
 from secretkit._redact_engine import MIN_LENGTH, Matcher, replace
 from secretkit._redact_forms import forms
 from secretkit.backends import EnvBackend, MemoryBackend
+from security.fuzzing import fresh_registry
 
 
 @pytest.fixture
@@ -245,13 +246,17 @@ def test_the_numbers_and_flags_of_a_json_secret_stay_readable_in_logs(handler_ou
     )
     backend = MemoryBackend({"CFG": document, "ALONE": '{"port": 58213}'})
     store = SecretStore([], reference_backends=[backend])
-    assert store.get("memory://CFG#password").reveal() == "cfg-json-pw-41c7e2"
-    assert store.get("memory://ALONE#port").reveal() == 58213
-    log().info(
-        "timeout=730041 port=46519 ratio=0.8125 debug=true ids=918273,564738 alone=58213",
-        extra={"extra_field": "-"},
-    )
-    log().info("pin=402917 nested=771302 pw=cfg-json-pw-41c7e2 doc=%s", document, extra={"extra_field": "-"})
+    # A registry of this test's own: another test's secret "true" would mask "debug=true".
+    with fresh_registry():
+        assert store.get("memory://CFG#password").reveal() == "cfg-json-pw-41c7e2"
+        assert store.get("memory://ALONE#port").reveal() == 58213
+        log().info(
+            "timeout=730041 port=46519 ratio=0.8125 debug=true ids=918273,564738 alone=58213",
+            extra={"extra_field": "-"},
+        )
+        log().info(
+            "pin=402917 nested=771302 pw=cfg-json-pw-41c7e2 doc=%s", document, extra={"extra_field": "-"}
+        )
     text = handler_output.getvalue()
     assert "timeout=730041 port=46519 ratio=0.8125 debug=true ids=918273,564738 " in text
     assert "58213" not in text  # picked as a secret of its own
