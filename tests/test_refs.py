@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from secretkit import InvalidReference, SecretRef
-from secretkit._refs import looks_like_reference, parse_reference
+from secretkit._refs import parse_reference, reference_scheme
 
 
 @pytest.mark.parametrize(
@@ -93,11 +93,11 @@ def test_str_round_trips() -> None:
     assert parse_reference(str(ref)) == ref
 
 
-def test_looks_like_reference_checks_shape_only() -> None:
+def test_reference_scheme_checks_shape_only() -> None:
     """postgres:// URLs are reference-shaped; whether the scheme is known is decided elsewhere."""
-    assert looks_like_reference("vault://x") == "vault"
-    assert looks_like_reference("postgres://u:p@h/db") == "postgres"
-    assert looks_like_reference("plain value") is None
+    assert reference_scheme("vault://x") == "vault"
+    assert reference_scheme("postgres://u:p@h/db") == "postgres"
+    assert reference_scheme("plain value") is None
 
 
 def test_one_argument_parses_a_whole_reference() -> None:

@@ -13,7 +13,6 @@ from ._errors import InvalidReference, shown
 __all__ = [
     "SecretRef",
     "closest_scheme",
-    "looks_like_reference",
     "near_miss",
     "parse_reference",
     "reference_scheme",
@@ -145,10 +144,6 @@ def reference_scheme(value: str) -> str | None:
     """
     m = _REF_PREFIX.match(value)
     return m.group(1) if m else None
-
-
-#: The old name of :func:`reference_scheme`, which returns a scheme, not a bool.
-looks_like_reference = reference_scheme
 
 
 def parse_reference(text: str) -> SecretRef:

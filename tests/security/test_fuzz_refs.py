@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from secretkit import InvalidReference, SecretRef
-from secretkit._refs import looks_like_reference, parse_reference
+from secretkit._refs import parse_reference, reference_scheme
 
 # Pieces that mean something to the parser or to a server that later decodes the path.
 ATOMS = [
@@ -74,7 +74,7 @@ def parent_segment_after_decoding(path: str, times: int) -> bool:
 
 
 def check_parsed(text: str, ref: SecretRef) -> None:
-    assert looks_like_reference(text) == ref.scheme
+    assert reference_scheme(text) == ref.scheme
     assert ref.path
     # A server decodes a path once, a proxy in front of it maybe once more.
     for times in range(3):

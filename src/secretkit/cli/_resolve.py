@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _registry
-from .._refs import looks_like_reference, parse_reference
+from .._refs import parse_reference, reference_scheme
 from .._secret import Secret
 from .._store import SecretStore
 from ._exits import EXIT_CONFIG, EXIT_USAGE, CliError
@@ -36,7 +36,7 @@ def resolve_all(
     failures: dict[str, BaseException] = {}
     batch: list[str] = []
     for key in dict.fromkeys(keys):
-        scheme = looks_like_reference(key) if "://" in key else None
+        scheme = reference_scheme(key) if "://" in key else None
         if scheme is not None:
             # Built (and its SDK imported) here, where any error can be caught per key:
             # prefetch() expects backends that can at least be constructed. The store's

@@ -11,7 +11,7 @@ from typing import Any
 from .. import _registry
 from .._api import default_store
 from .._errors import ConfigurationError, SecretNotFound
-from .._refs import SecretRef, looks_like_reference, near_miss
+from .._refs import SecretRef, near_miss, reference_scheme
 from .._store import SecretStore
 from ._exits import EXIT_FAILED, EXIT_OK
 from ._inventory import backends_report, check_reachability, extras_report
@@ -171,7 +171,7 @@ def _trace(name: str, store: SecretStore) -> dict[str, Any]:
     sources: list[dict[str, Any]] = []
     winner: str | None = None
     points_to: str | None = None
-    if "://" in name and looks_like_reference(name):
+    if "://" in name and reference_scheme(name):
         points_to = shown_name(name)
     else:
         for backend in store.backends:
