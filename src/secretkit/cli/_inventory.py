@@ -70,9 +70,13 @@ def installed_version(dist: str) -> str | None:
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
     modules = provided_modules(distribution)
-    if modules and not any(_findable(module) for module in modules):
+    if not modules:
+        # Python 3.13 lists only the recorded files that exist, so a distribution whose modules
+        # were deleted shows its metadata alone: missing. One with no RECORD at all, and no
+        # top-level name either, is installed as far as anyone can tell.
+        return None if distribution.files else (distribution.version or "?")
+    if not any(_findable(module) for module in modules):
         return None
-    # A distribution that records no module (metadata only) is installed as far as anyone can tell.
     return distribution.version or "?"
 
 
