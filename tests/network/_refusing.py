@@ -8,13 +8,12 @@ request as it is while ``refusing`` is ``None``, and answers ``refusing`` (a sta
 
 from __future__ import annotations
 
-import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Refusing"]
+from servers.loopback import forward
 
-_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+__all__ = ["Refusing"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -58,21 +57,7 @@ class Refusing:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                upstream = http.client.HTTPConnection(*shim.target, timeout=10)
-                try:
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    answer = upstream.getresponse()
-                    data = answer.read()
-                    self.send_response(answer.status)
-                    for key, value in answer.getheaders():
-                        if key.lower() not in _HOP:
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    upstream.close()
+                forward(self, shim.target, body, timeout=10)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _any
 

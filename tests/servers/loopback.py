@@ -7,6 +7,7 @@ stopping them is this one class.
 
 from __future__ import annotations
 
+import http.client
 import socketserver
 import ssl
 import threading
@@ -14,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Self
 
-__all__ = ["LoopbackServer", "QuietHandler", "http_server"]
+__all__ = ["LoopbackServer", "QuietHandler", "forward", "http_server"]
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -22,6 +23,33 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+#: Headers that belong to one connection, not to the request: never passed on by ``forward``.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
+)
+
+
+def forward(
+    handler: BaseHTTPRequestHandler, target: tuple[str, int], body: bytes | None, *, timeout: float
+) -> None:
+    """Send ``handler``'s request (its ``body`` already read) to ``target`` and answer with the reply."""
+    headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+    upstream = http.client.HTTPConnection(*target, timeout=timeout)
+    try:
+        upstream.request(handler.command, handler.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        data = answer.read()
+        handler.send_response_only(answer.status, answer.reason)
+        for key, value in answer.getheaders():
+            if key.lower() not in HOP_BY_HOP:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    finally:
+        upstream.close()
 
 
 def http_server(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:

@@ -12,7 +12,6 @@ reach it: logins, leases issued and renewed, reads, from the Proxy and from appl
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import subprocess
@@ -28,14 +27,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from servers.loopback import forward
 from servers.openbao_server import bao_binary
 
 __all__ = ["OpenBaoProxy", "RequestTap", "free_port"]
 
 # Hop-by-hop headers a forwarder must not pass on (RFC 9110 7.6.1), and the ones it sets itself.
-_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length"}
-)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -76,21 +73,7 @@ class RequestTap:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 tap._count(self.command, self.path)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                upstream = http.client.HTTPConnection(*tap._target, timeout=30)
-                try:
-                    upstream.request(self.command, self.path, body=body, headers=headers)
-                    response = upstream.getresponse()
-                    data = response.read()
-                    self.send_response_only(response.status, response.reason)
-                    for key, value in response.getheaders():
-                        if key.lower() not in _HOP:
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                finally:
-                    upstream.close()
+                forward(self, tap._target, body, timeout=30)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_HEAD = _forward
 
