@@ -8,6 +8,7 @@ import pytest
 
 from secretkit.backends.vault import VaultBackend
 from servers.openbao_cluster import OpenBaoCluster
+from servers.postgres_server import Postgres, postgres_or_skip
 from servers.vault_env import PROXY_SETTINGS, READER_POLICY, VAULT_SETTINGS, clear_env, vault_backends
 
 
@@ -39,3 +40,25 @@ def make_backend(cluster: OpenBaoCluster) -> Iterator[Callable[..., VaultBackend
     """VaultBackends given every node of the cluster (root token unless ``auth=``); closed after the test."""
     with vault_backends(cluster.root_token, addresses=cluster.urls) as make:
         yield make
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server (skipped where none can be found), for leased database credentials."""
+    yield from postgres_or_skip()
+
+
+@pytest.fixture(scope="session")
+def database(cluster: OpenBaoCluster, postgres: Postgres) -> str:
+    """The database engine at ``database/`` on the cluster: role ``app`` issues users with 20 s
+    leases, renewable for an hour; policy ``db-reader`` may read them.
+
+    A lease shorter than an election (up to 5 s on a loaded machine) would run out while no
+    node can renew it, and the next read would rightly get a new user."""
+    mount = cluster.database_mount("database", postgres.port, {"app": ("20s", "1h")})
+    cluster.admin(
+        "PUT",
+        "/v1/sys/policies/acl/db-reader",
+        {"policy": f'path "{mount}/creds/app" {{ capabilities = ["read"] }}'},
+    )
+    return mount

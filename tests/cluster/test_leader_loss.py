@@ -1,16 +1,19 @@
 """Losing the leader of a real three-node OpenBao cluster under load, twice.
 
-Eight threads read 20 held secrets whose refresh is due, one thread reads secrets nobody
-has read yet, and the backend's token renews every few seconds; then the active node is
-killed (an election follows), brought back, and the next active node is killed.
+Eight threads read 20 held secrets whose refresh is due and a leased PostgreSQL credential
+(20 s leases, renewed every 13 s), one thread reads secrets nobody has read yet, and the
+backend's token renews every few seconds; then the active node is killed (an election
+follows), brought back, and the next active node is killed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import urllib.error
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from secretkit import SecretStore
 from secretkit.backends.vault import TokenAuth
 from servers.openbao_cluster import OpenBaoCluster, OpenBaoNode
+from servers.postgres_server import Postgres
 
 pytestmark = pytest.mark.slow
 
@@ -93,19 +97,35 @@ class Fault:
     cold_failures: int
     cold_failures_after_election: int
     renewals_after: int
+    lease_renewed_after: float  # seconds from the election to the lease's first renewal on the new leader
 
 
-def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, settle: float) -> Fault:
+def _last_renewal(cluster: OpenBaoCluster, lease_id: str) -> float:
+    """When the server last renewed ``lease_id``, as a Unix time (0 if never)."""
+    try:
+        stamp = cluster.lease(lease_id).get("last_renewal")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 400 and "invalid lease" in str(exc):
+            return 0.0  # a new leader restores leases in the background: not yet
+        raise
+    return datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
+
+
+def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, lease_id: str, settle: float) -> Fault:
     leader = cluster.active()
     renewals = backend.token_status().renewals
     killed_at = time.monotonic()
     cluster.stop_node(leader, kill=True)
     new: OpenBaoNode = cluster.active(timeout=30)
-    elected_at = time.monotonic()
-    # Long enough for the token to renew (every 8 s) on the new leader.
+    elected_at, elected_wall = time.monotonic(), time.time()
+    # Long enough for the token (every 8 s) and the lease (every 13 s) to renew on the new leader.
     deadline = elected_at + settle
-    while time.monotonic() < deadline or backend.token_status().renewals <= renewals:
-        assert time.monotonic() < elected_at + 3 * TOKEN_TTL, "the token stopped renewing"
+    while (
+        time.monotonic() < deadline
+        or backend.token_status().renewals <= renewals
+        or _last_renewal(cluster, lease_id) <= elected_wall
+    ):
+        assert time.monotonic() < elected_at + 3 * TOKEN_TTL, "the token or the lease stopped renewing"
         time.sleep(0.1)
     after = [r for r in load.cold_reads if r[0] >= killed_at]
     successes = [end - killed_at for _, end, error in after if error is None]
@@ -121,13 +141,14 @@ def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, settle: floa
         # to notice) must succeed.
         cold_failures_after_election=sum(1 for began, _, _ in failures if began > elected_at + 0.5),
         renewals_after=backend.token_status().renewals - renewals,
+        lease_renewed_after=_last_renewal(cluster, lease_id) - elected_wall,
     )
 
 
 def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rotation(
-    cluster: OpenBaoCluster, make_backend: Any
+    cluster: OpenBaoCluster, make_backend: Any, database: str, postgres: Postgres
 ) -> None:
-    """Held reads never fail, cold reads resume once a leader is elected, the token keeps renewing."""
+    """Held reads never fail, cold reads resume once a leader is elected, token and lease keep renewing."""
     run = uuid.uuid4().hex[:8]
     for i in range(HELD):
         cluster.admin("POST", f"/v1/secret/data/app/{run}/held-{i}", {"data": {"v": f"held-{i}"}})
@@ -135,29 +156,33 @@ def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rota
     for i in range(cold_count):
         cluster.admin("POST", f"/v1/secret/data/app/{run}/cold-{i}", {"data": {"v": f"cold-{i}"}})
     cluster.put(f"app/{run}/last", {"v": "written after the others"})  # waits for replication
-    token = cluster.token(["reader"], ttl=f"{TOKEN_TTL}s", renewable=True)
+    token = cluster.token(["reader", "db-reader"], ttl=f"{TOKEN_TTL}s", renewable=True)
     backend = make_backend(auth=TokenAuth(token))
     # Refresh due after about a second, so held secrets refresh all through the faults.
     store = SecretStore([backend], ttl=2.0, refresh_ahead=0.5, max_stale=600, backoff_base=0.2, backoff_max=2)
-    held = [f"vault://secret/app/{run}/held-{i}#v" for i in range(HELD)]
+    credential = f"vault://{database}/creds/app?engine=generic"
+    held = [f"vault://secret/app/{run}/held-{i}#v" for i in range(HELD)] + [f"{credential}#username"]
     cold = [f"vault://secret/app/{run}/cold-{i}#v" for i in range(cold_count)]
     rotations: list[str] = []
     for name in held:
         store.on_rotate(name, lambda old, new, name=name: rotations.append(name))
         store.get(name)
+    lease_id = str(store.get(credential).version)
     load = Load(store, held, cold)
     load.start()
     try:
         time.sleep(2.0)
-        first = _lose_leader(cluster, load, backend, settle=4.0)
+        first = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
         restarted = next(node for node in cluster.nodes if node.name == first.killed)
         cluster.start_node(restarted)
         cluster.healthy()
         time.sleep(1.0)
-        second = _lose_leader(cluster, load, backend, settle=4.0)
+        second = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
         load.finish()
         # The token is alive on the last leader: a secret nobody read yet reads.
         last = store.get(f"vault://secret/app/{run}/last#v").reveal()
+        held_lease = str(store.get(credential).version)
+        user = store.get(f"{credential}#username").reveal()
     finally:
         load.finish()
         store.close()
@@ -176,5 +201,10 @@ def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rota
         assert fault.first_cold_success is not None
         assert fault.cold_failures_after_election == 0, load.cold_reads
         assert fault.renewals_after >= 1
+        assert fault.lease_renewed_after > 0
     assert cold_done > 100  # the cold reader kept going through both faults
     assert last == "written after the others"
+    assert held_lease == lease_id, "the lease was renewed through both faults, never replaced"
+    # The renewals reached PostgreSQL: the user's login is still valid past the lease's first end.
+    query = f"select rolvaliduntil > now() + interval '2 seconds' from pg_roles where rolname = '{user}'"  # noqa: S608
+    assert postgres.sql(query) == "t"

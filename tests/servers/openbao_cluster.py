@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from servers.openbao_server import run_bao
+from servers.openbao_server import configure_database, run_bao
 
 __all__ = ["OpenBaoCluster", "OpenBaoNode"]
 
@@ -120,7 +120,9 @@ class OpenBaoNode:
             with urllib.request.urlopen(request, timeout=5.0) as response:  # noqa: S310 - our own URL
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            exc.close()  # its body is an open socket until closed
+            # The server's "errors" say why; its body is an open socket until closed.
+            exc.msg = f"{exc.msg}: {exc.read().decode(errors='replace')[:300]}"
+            exc.close()
             raise
         return json.loads(raw) if raw else None
 
@@ -298,6 +300,24 @@ class OpenBaoCluster:
 
         self._until(f"{mount}/{path} v{version} is everywhere", replicated, 10.0)
         return version
+
+    def database_mount(self, mount: str, postgres_port: int, roles: dict[str, tuple[str, str]]) -> str:
+        """The database engine at ``mount``, on the PostgreSQL at ``postgres_port``."""
+        self.admin("POST", f"/v1/sys/mounts/{mount}", {"type": "database"})
+        configure_database(
+            lambda path, data: self.admin("POST", f"/v1/{path}", data), mount, postgres_port, roles
+        )
+        return mount
+
+    def lease(self, lease_id: str) -> dict[str, Any]:
+        """What the active node knows of a lease: ``expire_time``, ``last_renewal``, ``ttl``..."""
+        return dict(self.admin("PUT", "/v1/sys/leases/lookup", {"lease_id": lease_id})["data"])
+
+    def client(self, token: str | None = None) -> Any:
+        """An hvac client for the active node (root unless told otherwise), e.g. for ``OpenBaoAdmin``."""
+        import hvac
+
+        return hvac.Client(url=self.active().url, token=self.root_token if token is None else token)
 
     def token(self, policies: list[str], **params: Any) -> str:
         body = {"policies": policies, **params}

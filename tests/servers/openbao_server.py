@@ -17,11 +17,19 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-__all__ = ["ROOT_TOKEN", "OpenBaoAdmin", "OpenBaoServer", "bao_binary", "free_port_pair"]
+__all__ = [
+    "ROOT_TOKEN",
+    "OpenBaoAdmin",
+    "OpenBaoServer",
+    "bao_binary",
+    "configure_database",
+    "free_port_pair",
+]
 
 ROOT_TOKEN = "root"
 
@@ -209,13 +217,58 @@ class OpenBaoServer:
 _CREATE_LOGIN = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 
 
-class OpenBaoAdmin:
-    """A server's root client, with helpers that make uniquely named objects for tests."""
+def configure_database(
+    write: Callable[[str, dict[str, Any]], object],
+    mount: str,
+    postgres_port: int,
+    roles: dict[str, tuple[str, str]],
+    *,
+    revocation_statements: list[str] | None = None,
+) -> None:
+    """Point the database engine at ``mount`` to the PostgreSQL at ``postgres_port`` and add ``roles``.
 
-    def __init__(self, server: OpenBaoServer) -> None:
+    ``write(path, data)`` is a root write to the server (a dev server or a cluster's leader).
+    ``roles`` maps a role name to its ``(default_ttl, max_ttl)``; each role creates a login
+    user valid until its lease ends, and revokes it with ``revocation_statements`` (the
+    engine's default when ``None``).
+    """
+    write(
+        f"{mount}/config/pg",
+        {
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres_port}"
+            "/postgres?sslmode=disable",
+            "username": "postgres",
+            "password": "unused-with-trust-auth",
+            "allowed_roles": "*",
+        },
+    )
+    for role, (default_ttl, max_ttl) in roles.items():
+        data: dict[str, Any] = {
+            "db_name": "pg",
+            "creation_statements": [_CREATE_LOGIN],
+            "default_ttl": default_ttl,
+            "max_ttl": max_ttl,
+        }
+        if revocation_statements is not None:
+            data["revocation_statements"] = revocation_statements
+        write(f"{mount}/roles/{role}", data)
+
+
+class _Administered(Protocol):
+    root_token: str
+
+    def client(self, token: str | None = None) -> Any: ...
+
+
+class OpenBaoAdmin:
+    """A server's (or a cluster's active node's) root client, with helpers that make uniquely
+    named objects for tests."""
+
+    def __init__(self, server: _Administered) -> None:
         self.server = server
-        self.url = server.url
         self.root = server.client()
+        self.url = str(self.root.url)
 
     @staticmethod
     def unique(prefix: str) -> str:
@@ -253,33 +306,17 @@ class OpenBaoAdmin:
     ) -> str:
         """A database engine mount on the PostgreSQL at ``postgres_port`` (trust auth); returns its path.
 
-        ``roles`` maps a role name to its ``(default_ttl, max_ttl)``; each role creates a login
-        user valid until its lease ends, and revokes it with ``revocation_statements`` (the
-        engine's default when ``None``).
+        See :func:`configure_database`, which it calls with this server's root client.
         """
         mount = self.unique("database")
         self.root.sys.enable_secrets_engine("database", path=mount)
-        self.root.write_data(
-            f"{mount}/config/pg",
-            data={
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{postgres_port}"
-                "/postgres?sslmode=disable",
-                "username": "postgres",
-                "password": "unused-with-trust-auth",
-                "allowed_roles": "*",
-            },
+        configure_database(
+            lambda path, data: self.root.write_data(path, data=data),
+            mount,
+            postgres_port,
+            roles,
+            revocation_statements=revocation_statements,
         )
-        for role, (default_ttl, max_ttl) in roles.items():
-            data: dict[str, Any] = {
-                "db_name": "pg",
-                "creation_statements": [_CREATE_LOGIN],
-                "default_ttl": default_ttl,
-                "max_ttl": max_ttl,
-            }
-            if revocation_statements is not None:
-                data["revocation_statements"] = revocation_statements
-            self.root.write_data(f"{mount}/roles/{role}", data=data)
         return mount
 
     def revoke_logins(self, mount: str) -> None:
