@@ -8,6 +8,8 @@ listening on loopback with ``require_request_header`` (the ``X-Vault-Request`` S
 that hvac satisfies). OpenBao's audit devices can no longer be enabled through the API, so
 :class:`RequestTap`, an HTTP forwarder in front of the server, counts the requests that
 reach it: logins, leases issued and renewed, reads, from the Proxy and from applications.
+Given a cluster's nodes, the tap is also its load balancer: each request goes to the next
+node in turn, and to the one after when a node refuses the connection (a stopped node).
 """
 
 from __future__ import annotations
@@ -44,15 +46,22 @@ class RequestTap:
     """``http://127.0.0.1:<port>`` forwarding every request to ``target``, counting ``METHOD /path``.
 
     Point the Proxy's ``vault { address }`` and the applications without a Proxy at
-    :attr:`url`; :meth:`counts` then says what reached the server, whoever sent it.
+    :attr:`url`; :meth:`counts` then says what reached the server, whoever sent it. With
+    ``more`` targets (the other nodes of a cluster) requests take turns over all of them, and
+    a node that refuses the connection is passed over; ``indexed=True`` counts only the
+    requests that carried an ``X-Vault-Index``.
     """
 
-    def __init__(self, target: str) -> None:
-        parts = urlsplit(target)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError("the tap forwards to an http:// server")
-        self._target = (parts.hostname, parts.port or 80)
+    def __init__(self, target: str, *more: str) -> None:
+        self._targets = []
+        for url in (target, *more):
+            parts = urlsplit(url)
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError("the tap forwards to http:// servers")
+            self._targets.append((parts.hostname, parts.port or 80))
+        self._turn = 0
         self._counts: Counter[str] = Counter()
+        self._indexed: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -71,8 +80,15 @@ class RequestTap:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                tap._count(self.command, self.path)
-                forward(self, tap._target, body, timeout=30)
+                tap._count(self.command, self.path, "X-Vault-Index" in self.headers)
+                targets = tap._next_targets()
+                for target in targets:
+                    try:
+                        forward(self, target, body, timeout=30)
+                        return
+                    except ConnectionRefusedError:
+                        if target is targets[-1]:
+                            raise
 
             do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_HEAD = _forward
 
@@ -86,23 +102,33 @@ class RequestTap:
         self._thread.start()
         return self
 
-    def _count(self, method: str, path: str) -> None:
+    def _count(self, method: str, path: str, indexed: bool) -> None:
+        key = f"{method} {path.split('?', 1)[0]}"
         with self._lock:
-            self._counts[f"{method} {path.split('?', 1)[0]}"] += 1
+            self._counts[key] += 1
+            self._indexed[key] += indexed
 
-    def counts(self) -> Counter[str]:
-        """``"METHOD /v1/path" -> requests`` since the tap started or was last reset."""
+    def _next_targets(self) -> list[tuple[str, int]]:
         with self._lock:
-            return Counter(self._counts)
+            first = self._turn
+            self._turn = (first + 1) % len(self._targets)
+        return self._targets[first:] + self._targets[:first]
+
+    def counts(self, *, indexed: bool = False) -> Counter[str]:
+        """``"METHOD /v1/path" -> requests`` since the tap started or was last reset
+        (``indexed``: only those that carried an ``X-Vault-Index``)."""
+        with self._lock:
+            return Counter(self._indexed if indexed else self._counts)
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._indexed.clear()
 
-    def count(self, method: str, prefix: str) -> int:
+    def count(self, method: str, prefix: str, *, indexed: bool = False) -> int:
         """Requests with ``method`` (``"*"`` for any) whose path starts with ``prefix``."""
         total = 0
-        for key, n in self.counts().items():
+        for key, n in self.counts(indexed=indexed).items():
             verb, _, path = key.partition(" ")
             if (method == "*" or verb == method) and path.startswith(prefix):
                 total += n

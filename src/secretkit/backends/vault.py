@@ -279,7 +279,11 @@ class VaultBackend:
             raise InvalidReference(f"{where(ref)}: encoding= applies to one key; add key=NAME")
         if ref.options.get("engine", "kv") == "generic":
             return self._generic.fetch(ref)
-        return self._fetch_kv(ref)
+        if self.nodes is None:
+            return self._fetch_kv(ref)
+        # A proxy passes KV reads through uncached, so they may carry the index even there.
+        with self.nodes.uncached():
+            return self._fetch_kv(ref)
 
     def _fetch_kv(self, ref: SecretRef) -> Fetched:
         options = ref.options
