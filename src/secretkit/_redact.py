@@ -38,6 +38,12 @@ _matcher = Matcher()
 _held: dict[str, int] = {}  # form -> how many live holders registered it
 _recent: OrderedDict[str, None] = OrderedDict()  # released or owner-less forms, oldest first
 _holders: dict[int, tuple[weakref.ref[object], tuple[str, ...]]] = {}
+# The forms of values registered lately: a value read again (each refresh, each cache miss)
+# costs a look-up instead of some 60 us of encoding. Bounded to short values, and fewer of
+# them than the forms ``_recent`` keeps masked after their holders have gone.
+_forms_of: dict[object, tuple[str, ...]] = {}
+_MEMO_SIZE = 512
+_MEMO_LONGEST = 4096
 # Filled by weakref callbacks, which run wherever the collector runs (even inside this
 # module, with the lock held): they only append here, and the next write drains it.
 _released: deque[tuple[str, ...]] = deque()
@@ -51,10 +57,17 @@ def remember(value: object, parsed: object = None, *, owner: object = None) -> N
     registered while the owner lives, then joins the recently released window; without
     one it joins that window at once.
     """
-    found = tuple(forms(value, parsed))
+    key = value if type(value) in (str, bytes) and len(value) <= _MEMO_LONGEST else None  # type: ignore[arg-type]
+    found = _forms_of.get(key) if key is not None else None
+    if found is None:
+        found = tuple(forms(value, parsed))
     if not found:
         return
     with _lock:
+        if key is not None and key not in _forms_of:
+            _forms_of[key] = found
+            if len(_forms_of) > _MEMO_SIZE:
+                del _forms_of[next(iter(_forms_of))]
         _drain()
         if owner is None:
             for form in found:
