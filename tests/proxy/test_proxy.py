@@ -7,12 +7,13 @@ Without the Proxy each worker that builds its store logs in and takes a lease of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from secretkit import SecretStore
+from secretkit import SecretRef, SecretStore
 from secretkit.backends.vault import ProxyAuth, TokenAuth, VaultBackend
 from secretkit.backends.vault_auth import auth_from_env
 from servers.openbao_proxy import OpenBaoProxy, RequestTap
@@ -197,3 +198,36 @@ def test_a_refused_lease_is_replaced_for_the_whole_host(
         finally:
             first.close()
             second.close()
+
+
+# -- a sink file the proxy rewrites ---------------------------------------------------------------
+
+
+def test_the_token_a_proxy_sink_writes_anew_is_used_without_a_restart(
+    admin: OpenBaoAdmin, tap: RequestTap, tmp_path: Path
+) -> None:
+    """Tokens capped at 12 s: the proxy logs in again before each runs out and rewrites its sink;
+    an application reading the server directly with TokenAuth(token_file=sink) never fails a read."""
+    fleet = fleet_on(admin, tmp_path / "fleet", secrets=1, token_ttl="4s", token_max_ttl="12s")
+    with OpenBaoProxy(tap.url, fleet.approle_mount, fleet.role_id, fleet.secret_id, sink=True) as proxy:
+        assert proxy.sink_path is not None
+        backend = VaultBackend(url=tap.url, auth=TokenAuth(token_file=proxy.sink_path))
+        path, _, key = fleet.names[0].removeprefix("vault://").partition("#")
+        ref = SecretRef("vault", path, options={"key": key})
+        try:
+            tokens, reads = set(), 0
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                # Straight to the backend: every read reaches the server, none is served stale.
+                assert backend.fetch(ref).value
+                tokens.add(backend._client.token)
+                reads += 1
+                time.sleep(0.1)
+        finally:
+            backend.close()
+    print(
+        f"\nsink rewritten: {reads} reads, {len(tokens)} tokens, "
+        f"{tap.logins(fleet.approle_mount)} proxy logins"
+    )
+    assert tap.logins(fleet.approle_mount) >= 3
+    assert len(tokens) >= 3

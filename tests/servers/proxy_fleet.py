@@ -61,6 +61,7 @@ def fleet_on(
     secrets: int = 20,
     database_mount: str | None = None,
     token_ttl: str = "1h",
+    token_max_ttl: str = "24h",
 ) -> Fleet:
     """``secrets`` KV secrets under a unique prefix (and ``database_mount``'s ``app`` role), for AppRole."""
     prefix = admin.unique("fleet")
@@ -77,7 +78,7 @@ def fleet_on(
     if database_mount is not None:
         credential = f"vault://{database_mount}/creds/app?engine=generic"
         names.append(credential)
-    mount, role_id, secret_id = admin.approle([policy], token_ttl=token_ttl, token_max_ttl="24h")
+    mount, role_id, secret_id = admin.approle([policy], token_ttl=token_ttl, token_max_ttl=token_max_ttl)
     directory.mkdir(parents=True, exist_ok=True)
     secret_id_file = directory / f"{mount}.secret_id"
     secret_id_file.write_text(secret_id)
