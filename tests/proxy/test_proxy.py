@@ -1,8 +1,10 @@
 """A host's processes behind one OpenBao Proxy: no token in the application, one login, one lease.
 
 Real ``bao proxy`` (AppRole auto-auth, ``cache {}``, ``api_proxy { use_auto_auth_token = true }``)
-in front of a real dev server; what reaches the server is counted by a tap in between.
-Without the Proxy each worker that builds its store logs in and takes a lease of its own.
+in front of a real dev server; what reaches the server is counted by a tap in between. The
+tests that need a proxy run against ``bao agent`` (OpenBao's Vault Agent) on the same
+configuration too. Without a proxy each worker that builds its store logs in and takes a
+lease of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -20,6 +23,8 @@ from servers.openbao_proxy import OpenBaoProxy, RequestTap
 from servers.openbao_server import OpenBaoAdmin
 from servers.postgres_server import Postgres
 from servers.proxy_fleet import Fleet, Start, fleet_on, run_workers
+
+Command = Literal["proxy", "agent"]
 
 pytestmark = [
     pytest.mark.slow,
@@ -34,9 +39,17 @@ def fleet(admin: OpenBaoAdmin, tmp_path: Path) -> Fleet:
     return fleet_on(admin, tmp_path / "fleet", secrets=5)
 
 
+@pytest.fixture(params=["proxy", "agent"])
+def command(request: pytest.FixtureRequest) -> Command:
+    """``bao proxy``, and ``bao agent`` (OpenBao's Vault Agent) on the same configuration."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def proxy(fleet: Fleet, tap: RequestTap) -> Iterator[OpenBaoProxy]:
-    with OpenBaoProxy(tap.url, fleet.approle_mount, fleet.role_id, fleet.secret_id) as running:
+def proxy(fleet: Fleet, tap: RequestTap, command: Command) -> Iterator[OpenBaoProxy]:
+    with OpenBaoProxy(
+        tap.url, fleet.approle_mount, fleet.role_id, fleet.secret_id, command=command
+    ) as running:
         yield running
 
 
@@ -154,12 +167,14 @@ def db_fleet(admin: OpenBaoAdmin, tmp_path: Path, database: str) -> Fleet:
 
 @pytest.mark.parametrize("start", ["own", "preloaded"])
 def test_workers_behind_the_proxy_share_one_database_lease(
-    start: Start, db_fleet: Fleet, tap: RequestTap, admin: OpenBaoAdmin, database: str
+    start: Start, command: Command, db_fleet: Fleet, tap: RequestTap, admin: OpenBaoAdmin, database: str
 ) -> None:
     """Four workers read a dynamic database credential via the Proxy: one lease, one user, at the server."""
     before, issued = leases_of(admin, database), tap.count("GET", f"/v1/{database}/creds/app")
     assert db_fleet.credential is not None
-    with OpenBaoProxy(tap.url, db_fleet.approle_mount, db_fleet.role_id, db_fleet.secret_id) as proxy:
+    with OpenBaoProxy(
+        tap.url, db_fleet.approle_mount, db_fleet.role_id, db_fleet.secret_id, command=command
+    ) as proxy:
         reports = run_workers(4, start, Fleet.proxy_env(proxy.url), db_fleet.names)
         leases = {v for r in reports for v in r["versions"][db_fleet.credential]}
         assert len(leases) == 1, "every worker got the lease the Proxy cached"
@@ -204,12 +219,14 @@ def test_a_refused_lease_is_replaced_for_the_whole_host(
 
 
 def test_the_token_a_proxy_sink_writes_anew_is_used_without_a_restart(
-    admin: OpenBaoAdmin, tap: RequestTap, tmp_path: Path
+    admin: OpenBaoAdmin, tap: RequestTap, tmp_path: Path, command: Command
 ) -> None:
     """Tokens capped at 12 s: the proxy logs in again before each runs out and rewrites its sink;
     an application reading the server directly with TokenAuth(token_file=sink) never fails a read."""
     fleet = fleet_on(admin, tmp_path / "fleet", secrets=1, token_ttl="4s", token_max_ttl="12s")
-    with OpenBaoProxy(tap.url, fleet.approle_mount, fleet.role_id, fleet.secret_id, sink=True) as proxy:
+    with OpenBaoProxy(
+        tap.url, fleet.approle_mount, fleet.role_id, fleet.secret_id, sink=True, command=command
+    ) as proxy:
         assert proxy.sink_path is not None
         backend = VaultBackend(url=tap.url, auth=TokenAuth(token_file=proxy.sink_path))
         path, _, key = fleet.names[0].removeprefix("vault://").partition("#")

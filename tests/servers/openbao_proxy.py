@@ -25,7 +25,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from servers.loopback import forward
@@ -157,8 +157,9 @@ class OpenBaoProxy:
 
     ``approle_mount``/``role_id``/``secret_id`` are those :meth:`OpenBaoAdmin.approle` returns.
     ``sink=True`` also writes the auto-auth token to :attr:`sink_path` (a file sink), for
-    applications that send the token themselves. Ready once a request without a token is
-    answered with the Proxy's (auto-auth has logged in).
+    applications that send the token themselves. ``command="agent"`` runs ``bao agent``
+    (OpenBao's Vault Agent) on the same configuration instead. Ready once a request without a
+    token is answered with the Proxy's (auto-auth has logged in).
     """
 
     def __init__(
@@ -169,9 +170,11 @@ class OpenBaoProxy:
         secret_id: str,
         *,
         sink: bool = False,
+        command: Literal["proxy", "agent"] = "proxy",
         start_timeout: float = 30.0,
     ) -> None:
         self.vault_url = vault_url
+        self.command = command
         self.approle_mount = approle_mount
         self.port = free_port()
         self.start_timeout = start_timeout
@@ -231,7 +234,7 @@ listener "tcp" {{
         if self.running:
             return self
         with self._log.open("wb") as log:
-            self._process = run_bao(["proxy", f"-config={self.config_path}"], log)
+            self._process = run_bao([self.command, f"-config={self.config_path}"], log)
         try:
             self._wait_ready()
         except BaseException:
@@ -244,7 +247,9 @@ listener "tcp" {{
         last: object = None
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"bao proxy exited with {self._process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"bao {self.command} exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
             request = urllib.request.Request(  # noqa: S310 - our own http URL
                 self.url + "/v1/auth/token/lookup-self", headers={"X-Vault-Request": "true"}
             )
@@ -258,7 +263,9 @@ listener "tcp" {{
             except OSError as exc:  # refused while starting
                 last = exc
             time.sleep(0.05)
-        raise RuntimeError(f"bao proxy not ready after {self.start_timeout}s ({last!r}):\n{self.log_tail()}")
+        raise RuntimeError(
+            f"bao {self.command} not ready after {self.start_timeout}s ({last!r}):\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         if not self._log.exists():
