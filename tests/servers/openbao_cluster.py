@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from servers.openbao_server import configure_database, run_bao
+from servers.openbao_server import configure_database, log_tail, run_bao, stop_process
 
 __all__ = ["OpenBaoCluster", "OpenBaoNode"]
 
@@ -89,14 +89,7 @@ class OpenBaoNode:
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (a graceful step-down) or, with ``kill``, SIGKILL (a crash: the others elect)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, signal.SIGKILL if kill else signal.SIGTERM, wait=15)
 
     def health(self) -> int | None:
         """``/v1/sys/health``'s status: 200 active, 429 standby, 503 sealed; ``None`` when down."""
@@ -127,9 +120,7 @@ class OpenBaoNode:
         return json.loads(raw) if raw else None
 
     def log_tail(self, lines: int = 20) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.log, lines)
 
 
 class OpenBaoCluster:

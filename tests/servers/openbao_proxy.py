@@ -18,7 +18,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -29,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from servers.loopback import forward
-from servers.openbao_server import run_bao
+from servers.openbao_server import log_tail, run_bao, stop_process, wait_ready
 
 __all__ = ["OpenBaoProxy", "RequestTap", "free_port"]
 
@@ -243,44 +242,22 @@ listener "tcp" {{
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(
-                    f"bao {self.command} exited with {self._process.returncode}:\n{self.log_tail()}"
-                )
-            request = urllib.request.Request(  # noqa: S310 - our own http URL
-                self.url + "/v1/auth/token/lookup-self", headers={"X-Vault-Request": "true"}
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=1.0) as response:  # noqa: S310 - our own URL
-                    if response.status == 200 and (self.sink_path is None or self.sink_path.exists()):
-                        return
-            except urllib.error.HTTPError as exc:  # 403 until auto-auth has logged in
-                exc.close()
-                last = exc
-            except OSError as exc:  # refused while starting
-                last = exc
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"bao {self.command} not ready after {self.start_timeout}s ({last!r}):\n{self.log_tail()}"
+        request = urllib.request.Request(  # noqa: S310 - our own http URL
+            self.url + "/v1/auth/token/lookup-self", headers={"X-Vault-Request": "true"}
         )
 
+        def ready() -> bool:  # 403 until auto-auth has logged in, refused while starting
+            with urllib.request.urlopen(request, timeout=1.0) as response:  # noqa: S310 - our own URL
+                return response.status == 200 and (self.sink_path is None or self.sink_path.exists())
+
+        wait_ready(f"bao {self.command}", self._process, ready, self.start_timeout, self._log)
+
     def log_tail(self, lines: int = 30) -> str:
-        if not self._log.exists():
-            return ""
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self._log, lines)
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process)
 
     def close(self) -> None:
         self.stop()

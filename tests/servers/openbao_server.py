@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -29,6 +31,9 @@ __all__ = [
     "bao_binary",
     "configure_database",
     "free_port_pair",
+    "log_tail",
+    "stop_process",
+    "wait_ready",
 ]
 
 ROOT_TOKEN = "root"
@@ -54,6 +59,54 @@ def run_bao(args: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [bao_binary(), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
     )
+
+
+def wait_ready(
+    what: str,
+    process: subprocess.Popen[bytes] | None,
+    ready: Callable[[], bool],
+    timeout: float,
+    log: Path | None,
+) -> None:
+    """Poll ``ready()`` every 50 ms until it is true; raise with ``log``'s tail if ``process``
+    exits first or ``timeout`` seconds pass. An ``OSError`` or ``ValueError`` from ``ready()``
+    (refused while starting, an HTTP error, a half-written answer) means "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: object = "not ready yet"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}:\n{log_tail(log)}")
+        try:
+            if ready():
+                return
+            last = "not ready yet"
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # its body is an open socket until closed
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {timeout}s ({last!r}):\n{log_tail(log)}")
+
+
+def stop_process(
+    process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, wait: float = 10
+) -> None:
+    """Send ``sig`` to ``process`` if it still runs, wait ``wait`` s for it, then kill it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def log_tail(log: Path | None, lines: int = 30) -> str:
+    """The last ``lines`` lines of a process's log ("" when there is none yet)."""
+    if log is None or not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def free_port_pair(host: str = "127.0.0.1") -> int:
@@ -136,21 +189,12 @@ class OpenBaoServer:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last: object = None
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"bao server exited with {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                health = self._get("/v1/sys/health")
-                mount = self._get("/v1/sys/mounts/secret", token=True)
-                if not health.get("sealed") and (mount.get("options") or {}).get("version") == "2":
-                    return
-                last = "not ready yet"
-            except (OSError, ValueError) as exc:
-                last = exc
-            time.sleep(0.05)
-        raise RuntimeError(f"bao server not ready after {self.start_timeout}s ({last!r}):\n{self.log_tail()}")
+        def ready() -> bool:
+            health = self._get("/v1/sys/health")
+            mount = self._get("/v1/sys/mounts/secret", token=True)
+            return not health.get("sealed") and (mount.get("options") or {}).get("version") == "2"
+
+        wait_ready("bao server", self._process, ready, self.start_timeout, self._log)
 
     def _get(self, path: str, *, token: bool = False) -> dict[str, Any]:
         request = urllib.request.Request(self.url + path)  # noqa: S310 - our own http(s) URL
@@ -166,19 +210,11 @@ class OpenBaoServer:
             return body
 
     def log_tail(self, lines: int = 30) -> str:
-        if self._log is None or not self._log.exists():
-            return ""
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self._log, lines)
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process)
         if self._log is not None:
             self._log.unlink(missing_ok=True)
             self._log = None
