@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -35,75 +34,22 @@ from secretkit.backends.vault import TokenAuth, VaultBackend
 from servers.faultproxy import FaultProxy
 from servers.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from servers.openbao_cluster import OpenBaoCluster
+from servers.read_load import ReadLoad
 
-READERS = 8
 HELD = 20
 
 
-class Load:
-    """Held readers and one cold reader over a store; records waits and failures with times."""
-
-    def __init__(self, store: SecretStore, held: list[str], cold: list[str]) -> None:
-        self.store, self.held, self.cold = store, held, cold
-        self.stop = threading.Event()
-        self.held_failures = 0
-        self.held_longest = 0.0
-        self.cold_reads: list[tuple[float, float, bool]] = []  # (began, ended, ok)
-        self.threads = [threading.Thread(target=self._held, args=(i,)) for i in range(READERS)]
-        self.threads.append(threading.Thread(target=self._cold))
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
-
-    def _held(self, offset: int) -> None:
-        names = self.held[offset:] + self.held[:offset]
-        while not self.stop.is_set():
-            for name in names:
-                began = time.monotonic()
-                try:
-                    self.store.get(name)
-                except Exception:
-                    self.held_failures += 1
-                self.held_longest = max(self.held_longest, time.monotonic() - began)
-            time.sleep(0.001)
-
-    def _cold(self) -> None:
-        for name in self.cold:
-            if self.stop.is_set():
-                return
-            began = time.monotonic()
-            try:
-                self.store.get(name)
-                ok = True
-            except Exception:
-                ok = False
-            self.cold_reads.append((began, time.monotonic(), ok))
-            time.sleep(0.05)
-
-    def report(self, fault_at: float, counts: dict[str, int], extra: str) -> None:
-        after = [r for r in self.cold_reads if r[0] >= fault_at]
-        first = min((end - fault_at for _, end, ok in after if ok), default=None)
-        print(f"  failed held reads: {self.held_failures}")
-        print(f"  longest wait: held {self.held_longest * 1000:.1f} ms, cold {_longest(after):.2f} s")
-        first_text = "none" if first is None else f"{first:.3f} s"
-        print(f"  first cold success after the fault: {first_text}; failed cold reads: {_failed(after)}")
-        print(f"  {extra}")
-        print(f"  requests: {counts}")
-
-
-def _longest(reads: list[tuple[float, float, bool]]) -> float:
-    return max((end - began for began, end, _ in reads), default=0.0)
-
-
-def _failed(reads: list[tuple[float, float, bool]]) -> int:
-    return sum(1 for *_, ok in reads if not ok)
+def _report(load: ReadLoad, fault_at: float, counts: dict[str, int], extra: str) -> None:
+    after = load.cold_after(fault_at)
+    first = min((end - fault_at for _, end, error in after if error is None), default=None)
+    longest_cold = max((end - began for began, end, _ in after), default=0.0)
+    failed_cold = sum(1 for *_, error in after if error is not None)
+    print(f"  failed held reads: {len(load.held_failures)}")
+    print(f"  longest wait: held {load.longest_held_wait * 1000:.1f} ms, cold {longest_cold:.2f} s")
+    first_text = "none" if first is None else f"{first:.3f} s"
+    print(f"  first cold success after the fault: {first_text}; failed cold reads: {failed_cold}")
+    print(f"  {extra}")
+    print(f"  requests: {counts}")
 
 
 def leader_loss(settle: float) -> None:
@@ -121,7 +67,7 @@ def leader_loss(settle: float) -> None:
         for name in held:
             store.get(name)
         try:
-            with Load(store, held, [f"vault://secret/{run}/cold-{i}" for i in range(400)]) as load:
+            with ReadLoad(store, held, [f"vault://secret/{run}/cold-{i}" for i in range(400)]) as load:
                 time.sleep(1.0)
                 leader = cluster.active()
                 fault_at = time.monotonic()
@@ -130,7 +76,8 @@ def leader_loss(settle: float) -> None:
                 election = time.monotonic() - fault_at
                 time.sleep(settle)
             assert backend.nodes is not None
-            load.report(
+            _report(
+                load,
                 fault_at,
                 backend.nodes.requests_per_node(),
                 f"election: {election:.2f} s ({leader.name} -> {new.name})",
@@ -165,7 +112,7 @@ def regional_outage(outage: float) -> None:
         for name in held:
             store.get(name)
         try:
-            with Load(store, held, cold) as load:
+            with ReadLoad(store, held, cold) as load:
                 time.sleep(1.0)
                 fault_at = time.monotonic()
                 east.set("blackhole")
@@ -173,7 +120,8 @@ def regional_outage(outage: float) -> None:
                 east.set("pass")
                 healed = time.monotonic()
                 back = _until_back(lambda: regions.requests_per_region(), "us-east-1", "us-west-2", healed)
-            load.report(fault_at, regions.requests_per_region(), f"back on the primary after healing: {back}")
+            counts = regions.requests_per_region()
+            _report(load, fault_at, counts, f"back on the primary after healing: {back}")
         finally:
             store.close()
 

@@ -6,7 +6,6 @@ fault proxy of its own, so one region can be black-holed or reset while the othe
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from secretkit._errors import BackendUnavailable, ConfigurationError, SecretNotF
 from secretkit.backends.aws import AwsSecretsManagerBackend
 from servers.faultproxy import FaultProxy
 from servers.moto_server import MotoServer
+from servers.read_load import ReadLoad
 
 PRIMARY, REPLICA = "us-east-1", "us-west-2"
 
@@ -142,72 +142,38 @@ def test_a_regional_outage_under_load_fails_no_held_read_and_returns_to_the_prim
     for ref in refs:
         store.on_rotate(ref, lambda old, new, ref=ref: rotations.append(ref))
         store.get(ref)
-    stop = threading.Event()
-    failures: list[str] = []
-    longest = [0.0]
-    cold_reads: list[tuple[float, float, str | None]] = []
-
-    def read_held(offset: int) -> None:
-        while not stop.is_set():
-            for ref in refs[offset:] + refs[:offset]:
-                began = time.monotonic()
-                try:
-                    store.get(ref).reveal()
-                except Exception as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
-                longest[0] = max(longest[0], time.monotonic() - began)
-            time.sleep(0.002)
-
-    def read_cold() -> None:
-        for name, _ in cold:
-            if stop.is_set():
-                return
-            began = time.monotonic()
-            error = None
-            try:
-                store.get(f"aws-sm://{name}").reveal()
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            cold_reads.append((began, time.monotonic(), error))
-            time.sleep(0.1)
-
-    threads = [threading.Thread(target=read_held, args=(i,)) for i in range(8)]
-    threads.append(threading.Thread(target=read_cold))
+    cold_refs = [f"aws-sm://{name}" for name, _ in cold]
     assert backend.regions is not None
-    for thread in threads:
-        thread.start()
     try:
-        time.sleep(1.0)
-        outage = time.monotonic()
-        regions.east.set("blackhole")
-        time.sleep(4.0)
-        at_heal = backend.regions.requests_per_region()
-        regions.east.set("pass")
-        healed = time.monotonic()
-        # Back home: the primary answers again after its cool-off (at most 30 s; here a few).
-        back = None
-        while time.monotonic() < healed + 35:
-            now = backend.regions.requests_per_region()
-            if now[PRIMARY] > at_heal[PRIMARY] + 3 and regions.east.mode == "pass":
-                west_before = now[REPLICA]
-                time.sleep(1.0)
-                if backend.regions.requests_per_region()[REPLICA] == west_before:
-                    back = time.monotonic() - healed
-                    break
-            time.sleep(0.1)
+        with ReadLoad(store, refs, cold_refs, cold_every=0.1, pause=0.002) as load:
+            time.sleep(1.0)
+            outage = time.monotonic()
+            regions.east.set("blackhole")
+            time.sleep(4.0)
+            at_heal = backend.regions.requests_per_region()
+            regions.east.set("pass")
+            healed = time.monotonic()
+            # Back home: the primary answers again after its cool-off (at most 30 s; here a few).
+            back = None
+            while time.monotonic() < healed + 35:
+                now = backend.regions.requests_per_region()
+                if now[PRIMARY] > at_heal[PRIMARY] + 3 and regions.east.mode == "pass":
+                    west_before = now[REPLICA]
+                    time.sleep(1.0)
+                    if backend.regions.requests_per_region()[REPLICA] == west_before:
+                        back = time.monotonic() - healed
+                        break
+                time.sleep(0.1)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
         store.close()
-    during = [r for r in cold_reads if outage <= r[0] < healed]
+    during = load.cold_after(outage, healed)
     print(
-        f"\nregional outage under load: longest held wait {longest[0] * 1000:.1f} ms, "
+        f"\nregional outage under load: longest held wait {load.longest_held_wait * 1000:.1f} ms, "
         f"{len(during)} cold reads during the outage (longest "
         f"{max((e - b for b, e, _ in during), default=0):.2f} s), back on the primary "
         f"{back} s after it healed; requests per region {backend.regions.requests_per_region()}"
     )
-    assert failures == []
+    assert load.held_failures == []
     assert rotations == []
     assert during and all(error is None for _, _, error in during), during
     assert all(end - began < 5.0 for began, end, _ in during)

@@ -8,11 +8,10 @@ follows), brought back, and the next active node is killed.
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.error
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,67 +21,12 @@ from secretkit import SecretStore
 from secretkit.backends.vault import TokenAuth
 from servers.openbao_cluster import OpenBaoCluster, OpenBaoNode
 from servers.postgres_server import Postgres
+from servers.read_load import ReadLoad
 
 pytestmark = pytest.mark.slow
 
 HELD = 20
-READERS = 8
-COLD_EVERY = 0.05  # one cold read every 50 ms
 TOKEN_TTL = 12  # seconds: renewed every 8 s
-
-
-@dataclass
-class Load:
-    """Readers of held and cold secrets, and what they saw."""
-
-    store: SecretStore
-    held: list[str]
-    cold: list[str]
-    stop: threading.Event = field(default_factory=threading.Event)
-    held_reads: int = 0
-    held_failures: list[str] = field(default_factory=list)
-    longest_held_wait: float = 0.0
-    # (started, finished, error or None), monotonic seconds
-    cold_reads: list[tuple[float, float, str | None]] = field(default_factory=list)
-    threads: list[threading.Thread] = field(default_factory=list)
-
-    def start(self) -> None:
-        self.threads = [threading.Thread(target=self._read_held, args=(i,)) for i in range(READERS)]
-        self.threads.append(threading.Thread(target=self._read_cold))
-        for thread in self.threads:
-            thread.start()
-
-    def finish(self) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(30)
-
-    def _read_held(self, offset: int) -> None:
-        names = self.held[offset:] + self.held[:offset]
-        while not self.stop.is_set():
-            for name in names:
-                began = time.monotonic()
-                try:
-                    self.store.get(name).reveal()
-                except Exception as exc:
-                    self.held_failures.append(f"{name}: {type(exc).__name__}: {exc}")
-                waited = time.monotonic() - began
-                self.longest_held_wait = max(self.longest_held_wait, waited)
-                self.held_reads += 1
-            time.sleep(0.001)
-
-    def _read_cold(self) -> None:
-        for name in self.cold:
-            if self.stop.is_set():
-                return
-            began = time.monotonic()
-            error = None
-            try:
-                self.store.get(name).reveal()
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            self.cold_reads.append((began, time.monotonic(), error))
-            time.sleep(COLD_EVERY)
 
 
 @dataclass
@@ -111,7 +55,9 @@ def _last_renewal(cluster: OpenBaoCluster, lease_id: str) -> float:
     return datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
 
 
-def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, lease_id: str, settle: float) -> Fault:
+def _lose_leader(
+    cluster: OpenBaoCluster, load: ReadLoad, backend: Any, lease_id: str, settle: float
+) -> Fault:
     leader = cluster.active()
     renewals = backend.token_status().renewals
     killed_at = time.monotonic()
@@ -127,7 +73,7 @@ def _lose_leader(cluster: OpenBaoCluster, load: Load, backend: Any, lease_id: st
     ):
         assert time.monotonic() < elected_at + 3 * TOKEN_TTL, "the token or the lease stopped renewing"
         time.sleep(0.1)
-    after = [r for r in load.cold_reads if r[0] >= killed_at]
+    after = load.cold_after(killed_at)
     successes = [end - killed_at for _, end, error in after if error is None]
     failures = [r for r in after if r[2] is not None]
     return Fault(
@@ -168,23 +114,20 @@ def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rota
         store.on_rotate(name, lambda old, new, name=name: rotations.append(name))
         store.get(name)
     lease_id = str(store.get(credential).version)
-    load = Load(store, held, cold)
-    load.start()
     try:
-        time.sleep(2.0)
-        first = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
-        restarted = next(node for node in cluster.nodes if node.name == first.killed)
-        cluster.start_node(restarted)
-        cluster.healthy()
-        time.sleep(1.0)
-        second = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
-        load.finish()
+        with ReadLoad(store, held, cold) as load:  # 8 held readers, a cold read every 50 ms
+            time.sleep(2.0)
+            first = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
+            restarted = next(node for node in cluster.nodes if node.name == first.killed)
+            cluster.start_node(restarted)
+            cluster.healthy()
+            time.sleep(1.0)
+            second = _lose_leader(cluster, load, backend, lease_id, settle=4.0)
         # The token is alive on the last leader: a secret nobody read yet reads.
         last = store.get(f"vault://secret/app/{run}/last#v").reveal()
         held_lease = str(store.get(credential).version)
         user = store.get(f"{credential}#username").reveal()
     finally:
-        load.finish()
         store.close()
     cold_done = len(load.cold_reads)
     print(
