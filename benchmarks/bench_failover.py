@@ -152,7 +152,8 @@ def main() -> None:
     for name in ("VAULT_ADDR", "VAULT_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
         os.environ.pop(name, None)
     leader_loss(settle=4.0 if args.quick else 10.0)
-    regional_outage(outage=3.0 if args.quick else 10.0)
+    # Longer than one read timeout (3 s), so even a quick run fails over to the replica.
+    regional_outage(outage=5.0 if args.quick else 10.0)
 
 
 if __name__ == "__main__":
