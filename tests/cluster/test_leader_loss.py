@@ -98,7 +98,7 @@ def test_losing_the_leader_twice_under_load_fails_no_held_read_and_fires_no_rota
     run = uuid.uuid4().hex[:8]
     for i in range(HELD):
         cluster.admin("POST", f"/v1/secret/data/app/{run}/held-{i}", {"data": {"v": f"held-{i}"}})
-    cold_count = 400
+    cold_count = 100  # read round and round (ReadLoad invalidates a name before reading it again)
     for i in range(cold_count):
         cluster.admin("POST", f"/v1/secret/data/app/{run}/cold-{i}", {"data": {"v": f"cold-{i}"}})
     cluster.put(f"app/{run}/last", {"v": "written after the others"})  # waits for replication

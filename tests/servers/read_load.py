@@ -2,13 +2,15 @@
 
 Shared by the failover tests (a cluster losing its leader, a region black-holed) and
 ``benchmarks/bench_failover.py``: ``readers`` threads go round the held secrets (each from
-its own offset) with a short pause per round, and one thread reads each cold secret once,
-one every ``cold_every`` seconds. Failures are recorded as ``"Type: message"`` (secretkit's
-messages name secrets, never values).
+its own offset) with a short pause per round, and one thread reads the cold secrets one
+every ``cold_every`` seconds, round and round: a name read before is invalidated first, so
+each read is a miss that goes to the backend however long the run lasts. Failures are
+recorded as ``"Type: message"`` (secretkit's messages name secrets, never values).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -82,14 +84,20 @@ class ReadLoad:
             time.sleep(self.pause)
 
     def _read_cold(self) -> None:
-        for name in self.cold:
-            if self.stop.is_set():
-                return
-            began = time.monotonic()
-            error = None
-            try:
-                self.store.get(name).reveal()
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            self.cold_reads.append((began, time.monotonic(), error))
-            time.sleep(self.cold_every)
+        for round_ in itertools.count():
+            for name in self.cold:
+                if self.stop.is_set():
+                    return
+                if round_:
+                    self.store.invalidate(name)
+                self._read_cold_once(name)
+
+    def _read_cold_once(self, name: str) -> None:
+        began = time.monotonic()
+        error = None
+        try:
+            self.store.get(name).reveal()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        self.cold_reads.append((began, time.monotonic(), error))
+        time.sleep(self.cold_every)
