@@ -124,7 +124,8 @@ class Traffic:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as r:
                     answer: str | None = r.read().decode()
-            except OSError:
+            except (OSError, http.client.HTTPException):
+                # A child stopped mid-answer cuts the body short (IncompleteRead): a failed request.
                 answer = None
             self.log.append((sent, answer))
             time.sleep(0.02)
