@@ -142,14 +142,14 @@ def test_version_is_the_version_id(backend: AwsSecretsManagerBackend, sm_admin: 
 def test_previous_stage_after_a_rotation(backend: AwsSecretsManagerBackend, sm_admin: Any) -> None:
     """After a new version is put, ?stage=AWSPREVIOUS reads the old value and the default reads the new."""
     name = unique()
-    first = put(sm_admin, name, "before")
-    second = put(sm_admin, name, "after")
+    first = put(sm_admin, name, "sm-previous-9f3c1e")
+    second = put(sm_admin, name, "sm-current-4b7d2a")
     store = SecretStore([], reference_backends=[backend])
     previous = store.get(f"aws-sm://{name}?stage=AWSPREVIOUS")
-    assert (previous.reveal(), previous.version) == ("before", first)
+    assert (previous.reveal(), previous.version) == ("sm-previous-9f3c1e", first)
     current = store.get(f"aws-sm://{name}")
-    assert (current.reveal(), current.version) == ("after", second)
-    assert store.get(f"aws-sm://{name}?stage=AWSCURRENT").reveal() == "after"
+    assert (current.reveal(), current.version) == ("sm-current-4b7d2a", second)
+    assert store.get(f"aws-sm://{name}?stage=AWSCURRENT").reveal() == "sm-current-4b7d2a"
 
 
 def test_version_id_option_reads_that_version(backend: AwsSecretsManagerBackend, sm_admin: Any) -> None:
@@ -164,13 +164,13 @@ def test_version_id_option_reads_that_version(backend: AwsSecretsManagerBackend,
 def test_current_stage_moved_back_is_followed(backend: AwsSecretsManagerBackend, sm_admin: Any) -> None:
     """When AWSCURRENT is moved back to an older version (a rollback), a plain reference reads it."""
     name = unique()
-    first = put(sm_admin, name, "good")
+    first = put(sm_admin, name, "rollback-good-5e21")
     second = put(sm_admin, name, "bad")
     sm_admin.update_secret_version_stage(
         SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=first, RemoveFromVersionId=second
     )
     fetched = backend.fetch(SecretRef("aws-sm", name))
-    assert (fetched.value, fetched.version) == ("good", first)
+    assert (fetched.value, fetched.version) == ("rollback-good-5e21", first)
 
 
 def test_rotation_after_ttl_fires_on_rotate_once_with_version_ids(
@@ -219,7 +219,7 @@ def test_unknown_option_is_refused(backend: AwsSecretsManagerBackend) -> None:
 def test_secret_scheduled_for_deletion_is_not_found(backend: AwsSecretsManagerBackend, sm_admin: Any) -> None:
     """A secret scheduled for deletion is reported as not found, with why."""
     name = unique()
-    put(sm_admin, name, "doomed")
+    put(sm_admin, name, "doomed-value-77a1")
     sm_admin.delete_secret(SecretId=name, RecoveryWindowInDays=7)
     with pytest.raises(SecretNotFound, match="deletion"):
         backend.fetch(SecretRef("aws-sm", name))
@@ -317,7 +317,7 @@ def test_prefetch_fetches_pinned_refs_singly_and_reports_missing(
     name, other, missing = unique(), unique(), unique()
     put(sm_admin, name, json.dumps({"a": "1", "b": "2"}))
     put(sm_admin, name, json.dumps({"a": "3", "b": "4"}))
-    put(sm_admin, other, "other")
+    put(sm_admin, other, "other-value-c3d9")
     store = SecretStore([], reference_backends=[counted], negative_ttl=0)
     wanted = [
         f"aws-sm://{name}#a",
@@ -330,7 +330,7 @@ def test_prefetch_fetches_pinned_refs_singly_and_reports_missing(
     assert list(failures) == [f"aws-sm://{missing}"]
     assert isinstance(failures[f"aws-sm://{missing}"], SecretNotFound)
     assert wire.calls == {"BatchGetSecretValue": 1, "GetSecretValue": 1}
-    assert [store.get(k).reveal() for k in wanted[:4]] == ["3", "4", "other", "1"]
+    assert [store.get(k).reveal() for k in wanted[:4]] == ["3", "4", "other-value-c3d9", "1"]
 
 
 def test_batch_maps_names_full_and_partial_arns_back(
@@ -353,7 +353,7 @@ def test_32_cold_readers_make_one_get_secret_value(
 ) -> None:
     """32 threads reading a cold secret put exactly one GetSecretValue on the wire, and no DescribeSecret."""
     name = unique()
-    put(sm_admin, name, "shared")
+    put(sm_admin, name, "shared-value-8b40")
     store = SecretStore([], reference_backends=[counted])
     barrier = threading.Barrier(32)
     results: list[str] = []
@@ -367,7 +367,7 @@ def test_32_cold_readers_make_one_get_secret_value(
         t.start()
     for t in threads:
         t.join(30)
-    assert results == ["shared"] * 32
+    assert results == ["shared-value-8b40"] * 32
     assert wire.calls == {"GetSecretValue": 1}
 
 

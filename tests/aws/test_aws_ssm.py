@@ -124,7 +124,7 @@ def test_missing_parameter_and_version_are_not_found(
 ) -> None:
     """A parameter that does not exist, or a version it does not have, is SecretNotFound."""
     name = unique()
-    put(ssm_admin, name, "only")
+    put(ssm_admin, name, "only-value-2f6e")
     with pytest.raises(SecretNotFound):
         backend.fetch(SecretRef("aws-ssm", unique()))
     with pytest.raises(SecretNotFound):
