@@ -298,10 +298,17 @@ def test_watch_renders_again_on_an_aws_rotation_and_signals_the_reader(
 
 
 def test_watch_runs_exec_after_a_render(tmp_path: Path, work: Path, env: dict[str, str]) -> None:
-    """--exec runs its command (no shell) once the file changed, and its output is masked."""
+    """--exec runs its command (no shell) once the file changed, and its output is masked.
+
+    SIGTERM arrives while the command is still running (it sleeps after leaving its marker):
+    the stop waits for it, so its output is passed on and the watch still ends with 0.
+    """
     tmpl = template(work, f'{{{{ secret "file://{work}/db_password" }}}}\n')
     dest, marker = work / "out.txt", work / "reloads"
-    script = f"import sys; open({str(marker)!r}, 'a').write('reload\\n'); print(open({str(dest)!r}).read())"
+    script = (
+        f"import time; open({str(marker)!r}, 'a').write('reload\\n'); time.sleep(1); "
+        f"print(open({str(dest)!r}).read())"
+    )
     args = ["inject", str(tmpl), str(dest), "--watch", "--refresh", "1", "--exec", f'{PY} -c "{script}"']
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with out.open("wb") as o, err.open("wb") as e:
@@ -313,7 +320,8 @@ def test_watch_runs_exec_after_a_render(tmp_path: Path, work: Path, env: dict[st
         assert dest.read_text() == "inject-rotated-pw-9876\n"
     finally:
         inject.send_signal(signal.SIGTERM)
-        inject.wait(timeout=30)
+        code = inject.wait(timeout=30)
+    assert code == 0
     assert marker.read_text() == "reload\n"
     printed = out.read_text() + err.read_text()
     assert "**********" in printed

@@ -15,6 +15,8 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -47,6 +49,7 @@ def command(args: argparse.Namespace) -> int:
     """Render TEMPLATE into DEST once, or (``--watch``) at every rotation until stopped.
 
     SIGTERM ends a watch with 0 (a sidecar told to stop); it ends a single render with 128+N.
+    A reload command already running (``--exec``) finishes first.
     """
     _check_arguments(args)
     previous = _stop_on_signals()
@@ -142,7 +145,8 @@ def _write_if_changed(dest: Path, data: bytes, mode: int) -> bool:
 def _tell(args: argparse.Namespace, values: list[object]) -> bool:
     """Run --exec or send --signal after the file changed; False (and one line said) when that failed."""
     if args.exec_command:
-        return _run_exec(args.exec_command, values)
+        with _signals.held():
+            return _run_exec(args.exec_command, values)
     if args.signal is not None:
         return _send_signal(args.signal, args.pid_file)
     return True
@@ -222,11 +226,43 @@ def _watch(args: argparse.Namespace, template: Template, store: SecretStore, des
         watch.close()
 
 
-def _stop_on_signals() -> dict[int, Any]:
-    def stop(signum: int, frame: FrameType | None) -> None:
+class _StopSignals:
+    """Turns SIGTERM and SIGINT into :class:`_Stopped`, held back while a reload command runs.
+
+    A reload killed halfway can leave the program it reloads half-configured, and its output
+    (masked) would be lost; the stop waits for it, which ``EXEC_TIMEOUT`` bounds.
+    """
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._pending: int | None = None
+
+    def install(self) -> dict[int, Any]:
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, self._stop)
+        return previous
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if self._holding:
+            self._pending = signum
+            return
         raise _Stopped(signum)
 
-    previous: dict[int, Any] = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.signal(signum, stop)
-    return previous
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                raise _Stopped(pending)
+
+
+_signals = _StopSignals()
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    return _signals.install()
