@@ -76,6 +76,23 @@ def test_getenv_results_and_json_leaves_are_scrubbed(
     assert "env-secret-456" not in text and "nested-user-789" not in text
 
 
+def test_a_documents_other_fields_are_scrubbed_after_the_whole_value_was_read(
+    handler_output: io.StringIO,
+) -> None:
+    """``#user`` of a BOM-prefixed JSON document read after the whole value: its password is masked.
+
+    The whole value registers without a parsed document (and finds no leaves in bytes with a
+    BOM, which json.loads reads); the field's read must still register every leaf.
+    """
+    document = {"user": "bom-doc-user-5521", "password": "bom-doc-password-7734"}
+    raw = b"\xef\xbb\xbf" + json.dumps(document).encode()
+    store = SecretStore([MemoryBackend({"BOMDOC": raw})])
+    whole, user = store.get("memory://BOMDOC"), store.get("memory://BOMDOC#user")
+    log().info("password=%s", "bom-doc-password-7734", extra={"extra_field": "-"})
+    assert "bom-doc-password-7734" not in handler_output.getvalue()
+    assert user.reveal() == "bom-doc-user-5521" and whole.reveal() == raw
+
+
 def test_where_a_database_secret_points_stays_readable(handler_output: io.StringIO) -> None:
     """Engine, host, port and database name of a database secret are configuration: logs keep them.
 

@@ -40,8 +40,10 @@ _recent: OrderedDict[str, None] = OrderedDict()  # released or owner-less forms,
 _holders: dict[int, tuple[weakref.ref[object], tuple[str, ...]]] = {}
 # The forms of values registered lately: a value read again (each refresh, each cache miss)
 # costs a look-up instead of some 60 us of encoding. Bounded to short values, and fewer of
-# them than the forms ``_recent`` keeps masked after their holders have gone.
-_forms_of: dict[object, tuple[str, ...]] = {}
+# them than the forms ``_recent`` keeps masked after their holders have gone. Keyed on
+# whether a parsed document came too: ``forms`` finds a document's leaves only in JSON it
+# parses itself, and bytes json.loads reads (a UTF-8 BOM, UTF-16) it does not.
+_forms_of: dict[tuple[str | bytes, bool], tuple[str, ...]] = {}
 _MEMO_SIZE = 512
 _MEMO_LONGEST = 4096
 # Filled by weakref callbacks, which run wherever the collector runs (even inside this
@@ -57,7 +59,10 @@ def remember(value: object, parsed: object = None, *, owner: object = None) -> N
     registered while the owner lives, then joins the recently released window; without
     one it joins that window at once.
     """
-    key = value if type(value) in (str, bytes) and len(value) <= _MEMO_LONGEST else None  # type: ignore[arg-type]
+    key = None
+    # The exact types: a subclass may hash or compare as it likes.
+    if (type(value) is str or type(value) is bytes) and len(value) <= _MEMO_LONGEST:
+        key = (value, parsed is None)
     found = _forms_of.get(key) if key is not None else None
     if found is None:
         found = tuple(forms(value, parsed))
