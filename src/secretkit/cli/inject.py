@@ -52,14 +52,13 @@ def command(args: argparse.Namespace) -> int:
     A reload command already running (``--exec``) finishes first.
     """
     _check_arguments(args)
-    previous = _stop_on_signals()
+    _signals.install()
     try:
         return _command(args)
     except _Stopped as stop:
         return EXIT_OK if args.watch else 128 + stop.signum
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _signals.restore()
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -236,12 +235,16 @@ class _StopSignals:
     def __init__(self) -> None:
         self._holding = False
         self._pending: int | None = None
+        self._previous: dict[int, Any] = {}
 
-    def install(self) -> dict[int, Any]:
-        previous: dict[int, Any] = {}
+    def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, self._stop)
-        return previous
+            self._previous[signum] = signal.signal(signum, self._stop)
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if self._holding:
@@ -262,7 +265,3 @@ class _StopSignals:
 
 
 _signals = _StopSignals()
-
-
-def _stop_on_signals() -> dict[int, Any]:
-    return _signals.install()
