@@ -181,7 +181,7 @@ def main() -> int:
             window=window,
             ttl=ttl,
             life=life,
-            postgres_port=args.postgres_port,  # type: ignore[arg-type]
+            postgres_port=args.postgres_port,
         )
         _print_row(row)
         write_json(args.json, {"rows": [row]})

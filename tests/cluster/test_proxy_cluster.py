@@ -2,8 +2,9 @@
 
 The deployment a fleet runs: one Proxy per host, pointed at the cluster's load balancer
 (here the counting tap, taking the nodes in turn and passing over a stopped one). The
-cluster's nodes answer with ``X-Vault-Index``; the backend sends it back through the Proxy,
-which leaves it out of its cache key, so the host still shares one lease.
+cluster's nodes answer with ``X-Vault-Index``. The Proxy's lease cache keys on every
+header, that one included, so the backend sends the index back only with KV reads (which the
+Proxy passes through uncached) and never with a lease request: the host still shares one lease.
 """
 
 from __future__ import annotations
